@@ -27,10 +27,15 @@ from ledger.errors import LedgerError  # noqa: E402
 
 FOUNDING_REGIONS = ((110000, "北京市 Beijing"), (120000, "天津市 Tianjin"), (130000, "河北省 Hebei"))
 THRESHOLD = 2
-LOCAL_DIR = REPO_ROOT / ".local"
+LOCAL_DIR = Path(os.environ.get("CREDIT_LEDGER_LOCAL_DIR", REPO_ROOT / ".local")).resolve()
 CHAIN_DIR = LOCAL_DIR / "chain"
 NODE_FILE = CHAIN_DIR / "node.json"
 DEPLOYMENT_FILE = LOCAL_DIR / "deployment.json"
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the repository when it is inside it."""
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 def _running_chain() -> dict[str, object] | None:
@@ -81,8 +86,8 @@ def _print_summary(rpc_url: str, kind: str, deployment: object, reused: bool) ->
     print()
     print("credit-ledger local consortium")
     print(f"  chain            {kind} at {rpc_url} (chain id {d['chain_id']})")
-    print(f"  chain state      {CHAIN_DIR.relative_to(REPO_ROOT)}/")
-    print(f"  deployment file  {DEPLOYMENT_FILE.relative_to(REPO_ROOT)} ({'reused' if reused else 'new'})")
+    print(f"  chain state      {_shown(CHAIN_DIR)}/")
+    print(f"  deployment file  {_shown(DEPLOYMENT_FILE)} ({'reused' if reused else 'new'})")
     print(f"  Consortium       {d['consortium']}")
     print(f"  CreditAnchor     {d['anchor']}")
     print(f"  deployed at      block {d['deployed_block']}")
@@ -102,7 +107,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"reusing running {kind} at {rpc_url} (pid {existing['pid']})")
     else:
         node = LocalNode(args.chain, state_dir=CHAIN_DIR / args.chain, port=args.port)
-        print(f"starting {args.chain} on {node.rpc_url} with state in {node.state_dir}")
+        print(f"starting {args.chain} on {node.rpc_url} with state in {_shown(CHAIN_DIR / args.chain)}")
         node.start()
         rpc_url, kind = node.rpc_url, args.chain
         assert node._process is not None
