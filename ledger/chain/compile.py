@@ -62,11 +62,11 @@ def resolve_solc() -> Path:
             raise CompileError(f"SOLC_BINARY={explicit} does not exist")
         return path
     try:
-        import solcx
         from packaging.version import Version
+        from solcx.install import get_executable, get_installed_solc_versions
 
-        if Version(PINNED_SOLC) in solcx.get_installed_solc_versions():
-            return Path(solcx.get_executable(PINNED_SOLC))
+        if Version(PINNED_SOLC) in get_installed_solc_versions():
+            return Path(get_executable(PINNED_SOLC))
     except Exception:  # noqa: BLE001 - no native solc is a normal case here
         pass
     if _SHIM.is_file() and (_NODE_MODULES / "solc").is_dir() and shutil.which("node"):
@@ -125,7 +125,9 @@ def compile_contracts(contracts_dir: Path = _CONTRACTS_DIR) -> dict[str, dict[st
         "settings": {
             **COMPILER_SETTINGS,
             "outputSelection": {
-                "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "metadata"]}
+                "*": {
+                    "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "metadata"]
+                }
             },
         },
     }
@@ -140,7 +142,9 @@ def compile_contracts(contracts_dir: Path = _CONTRACTS_DIR) -> dict[str, dict[st
     if errors:
         raise CompileError("\n".join(m.get("formattedMessage", str(m)) for m in errors))
 
-    source_hashes = {unit: hashlib.sha256(text.encode()).hexdigest() for unit, text in sources.items()}
+    source_hashes = {
+        unit: hashlib.sha256(text.encode()).hexdigest() for unit, text in sources.items()
+    }
     artifacts: dict[str, dict[str, Any]] = {}
     for unit, contracts in output["contracts"].items():
         if not unit.startswith("contracts/"):
@@ -183,9 +187,16 @@ def write_artifacts(artifacts: dict[str, dict[str, Any]], dest: Path = _ARTIFACT
 def load_artifact(name: str) -> dict[str, Any]:
     """Read a committed artifact (package data), without needing solc or node."""
     try:
-        text = resources.files("ledger").joinpath("artifacts", f"{name}.json").read_text("utf-8")
+        text = (
+            resources.files("ledger")
+            .joinpath("artifacts")
+            .joinpath(f"{name}.json")
+            .read_text("utf-8")
+        )
     except FileNotFoundError as e:
-        raise CompileError(f"no compiled artifact for {name}; run python -m ledger.chain.compile") from e
+        raise CompileError(
+            f"no compiled artifact for {name}; run python -m ledger.chain.compile"
+        ) from e
     artifact: dict[str, Any] = json.loads(text)
     return artifact
 
@@ -215,7 +226,10 @@ def _main(argv: list[str] | None = None) -> int:
             or (_ARTIFACT_DIR / f"{name}.json").read_text("utf-8") != _render(artifact)
         ]
         if stale:
-            print(f"stale artifacts: {', '.join(stale)}; run python -m ledger.chain.compile", file=sys.stderr)
+            print(
+                f"stale artifacts: {', '.join(stale)}; run python -m ledger.chain.compile",
+                file=sys.stderr,
+            )
             return 1
         print(f"artifacts up to date ({', '.join(sorted(artifacts))})")
         return 0

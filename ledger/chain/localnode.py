@@ -56,7 +56,9 @@ def free_port() -> int:
         return port
 
 
-def rpc_call(url: str, method: str, params: list[object] | None = None, timeout: float = 5.0) -> object:
+def rpc_call(
+    url: str, method: str, params: list[object] | None = None, timeout: float = 5.0
+) -> object:
     """One JSON-RPC call with the standard library (used before web3 is set up)."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
     request = urllib.request.Request(
@@ -79,7 +81,9 @@ def _binary(kind: NodeKind) -> str:
     found = shutil.which(kind)
     if found:
         return found
-    raise ChainError(f"{kind} not found: run `npm ci` in the repository or set CREDIT_LEDGER_{kind.upper()}")
+    raise ChainError(
+        f"{kind} not found: run `npm ci` in the repository or set CREDIT_LEDGER_{kind.upper()}"
+    )
 
 
 class LocalNode:
@@ -130,26 +134,43 @@ class LocalNode:
         if self.kind == "anvil":
             command = [
                 binary,
-                "--host", "127.0.0.1",
-                "--port", str(self.port),
-                "--chain-id", str(self.chain_id),
-                "--mnemonic", DEV_MNEMONIC,
-                "--accounts", str(self.accounts),
-                "--balance", "1000000",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--chain-id",
+                str(self.chain_id),
+                "--mnemonic",
+                DEV_MNEMONIC,
+                "--accounts",
+                str(self.accounts),
+                "--balance",
+                "1000000",
             ]
             if self.state_dir:
                 # --state loads the file at start and dumps it at exit; the interval dump
                 # bounds what a hard kill can lose to one second of blocks.
-                command += ["--state", str(self.state_dir / "anvil-state.json"), "--state-interval", "1"]
+                command += [
+                    "--state",
+                    str(self.state_dir / "anvil-state.json"),
+                    "--state-interval",
+                    "1",
+                ]
             return command
         command = [
             binary,
-            "--server.host", "127.0.0.1",
-            "--server.port", str(self.port),
-            "--chain.chainId", str(self.chain_id),
-            "--wallet.mnemonic", DEV_MNEMONIC,
-            "--wallet.totalAccounts", str(self.accounts),
-            "--wallet.defaultBalance", "1000000",
+            "--server.host",
+            "127.0.0.1",
+            "--server.port",
+            str(self.port),
+            "--chain.chainId",
+            str(self.chain_id),
+            "--wallet.mnemonic",
+            DEV_MNEMONIC,
+            "--wallet.totalAccounts",
+            str(self.accounts),
+            "--wallet.defaultBalance",
+            "1000000",
             "--logging.quiet",
         ]
         if self.state_dir:
@@ -185,13 +206,16 @@ class LocalNode:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise ChainError(
-                        f"{self.kind} did not answer on {self.rpc_url} within {self.startup_timeout}s"
+                        f"{self.kind} did not answer on {self.rpc_url} "
+                        f"within {self.startup_timeout}s"
                     ) from None
                 time.sleep(0.1)
                 continue
             if answered != self.chain_id:
                 self.stop()
-                raise ChainError(f"{self.kind} answered chain id {answered}, expected {self.chain_id}")
+                raise ChainError(
+                    f"{self.kind} answered chain id {answered}, expected {self.chain_id}"
+                )
             return self
 
     def stop(self, timeout: float = 15.0) -> None:
