@@ -25,7 +25,11 @@ sys.path.insert(0, str(REPO_ROOT))
 from ledger.chain.localnode import LocalNode, dev_keys, rpc_call  # noqa: E402
 from ledger.errors import LedgerError  # noqa: E402
 
-FOUNDING_REGIONS = ((110000, "北京市 Beijing"), (120000, "天津市 Tianjin"), (130000, "河北省 Hebei"))
+FOUNDING_REGIONS = (
+    (110000, "北京市 Beijing"),
+    (120000, "天津市 Tianjin"),
+    (130000, "河北省 Hebei"),
+)
 THRESHOLD = 2
 LOCAL_DIR = Path(os.environ.get("CREDIT_LEDGER_LOCAL_DIR", REPO_ROOT / ".local")).resolve()
 CHAIN_DIR = LOCAL_DIR / "chain"
@@ -93,7 +97,10 @@ def _print_summary(rpc_url: str, kind: str, deployment: object, reused: bool) ->
     print(f"  deployed at      block {d['deployed_block']}")
     print(f"  threshold        {THRESHOLD} of {len(FOUNDING_REGIONS)} regions")
     for i, (code, name) in enumerate(FOUNDING_REGIONS, start=1):
-        print(f"  region {code}    {name}: signer {Account.from_key(keys[i]).address} (dev account #{i})")
+        print(
+            f"  region {code}    {name}: "
+            f"signer {Account.from_key(keys[i]).address} (dev account #{i})"
+        )
     print("  dev keys         the standard 'test test ... junk' mnemonic (development only)")
 
 
@@ -107,7 +114,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"reusing running {kind} at {rpc_url} (pid {existing['pid']})")
     else:
         node = LocalNode(args.chain, state_dir=CHAIN_DIR / args.chain, port=args.port)
-        print(f"starting {args.chain} on {node.rpc_url} with state in {_shown(CHAIN_DIR / args.chain)}")
+        print(
+            f"starting {args.chain} on {node.rpc_url} "
+            f"with state in {_shown(CHAIN_DIR / args.chain)}"
+        )
         node.start()
         rpc_url, kind = node.rpc_url, args.chain
         assert node._process is not None
@@ -181,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help=cmd_up.__doc__)
     up.add_argument("--chain", choices=["anvil", "ganache"], default="anvil")
-    up.add_argument("--port", type=int, default=int(os.environ.get("CREDIT_LEDGER_CHAIN_PORT", 8545)))
+    up.add_argument(
+        "--port", type=int, default=int(os.environ.get("CREDIT_LEDGER_CHAIN_PORT", 8545))
+    )
     up.add_argument("--detach", action="store_true", help="leave the chain running and return")
     sub.add_parser("status", help=cmd_status.__doc__)
     sub.add_parser("down", help=cmd_down.__doc__)

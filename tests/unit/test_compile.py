@@ -26,13 +26,22 @@ def test_artifacts_pin_compiler_and_paris(rebuilt: dict[str, dict[str, object]])
     for name in build.ARTIFACT_NAMES:
         artifact = build.load_artifact(name)
         assert artifact["compiler"]["version"].startswith(build.PINNED_SOLC + "+commit.")
-        assert artifact["settings"] == {"optimizer": {"enabled": True, "runs": 200}, "evmVersion": "paris"}
+        assert artifact["settings"] == {
+            "optimizer": {"enabled": True, "runs": 200},
+            "evmVersion": "paris",
+        }
         assert artifact["deployedBytecode"].startswith("0x6080")
 
 
 def test_bytecode_has_no_cancun_opcodes() -> None:
     # PUSH data can contain any byte, so walk the opcodes instead of searching bytes.
-    forbidden = {0x5C: "TLOAD", 0x5D: "TSTORE", 0x5E: "MCOPY", 0x49: "BLOBHASH", 0x4A: "BLOBBASEFEE"}
+    forbidden = {
+        0x5C: "TLOAD",
+        0x5D: "TSTORE",
+        0x5E: "MCOPY",
+        0x49: "BLOBHASH",
+        0x4A: "BLOBBASEFEE",
+    }
     for name in build.ARTIFACT_NAMES:
         code = bytes.fromhex(build.load_artifact(name)["deployedBytecode"][2:])
         # The CBOR metadata trailer is data, not code: its length is in the last two bytes.
@@ -48,7 +57,9 @@ def test_shim_reports_the_pinned_version() -> None:
     import subprocess
 
     solc = build.resolve_solc()
-    out = subprocess.run([str(solc), "--version"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [str(solc), "--version"], capture_output=True, text=True, check=True
+    ).stdout
     assert f"Version: {build.PINNED_SOLC}+commit." in out
 
 
