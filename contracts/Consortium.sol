@@ -12,12 +12,16 @@ import {IConsortium} from "./IConsortium.sol";
 ///   bumped every time a region is (re-)added. An approval counts only while its region is
 ///   active and still in the same epoch, so a removed region's approvals stop counting at once
 ///   and a re-added region must approve again.
-/// - Reaching the threshold executes in the same transaction. If the change is invalid at that
-///   moment (e.g. the region to add already exists) the approving transaction reverts with the
-///   reason and the proposal stays pending; `execute` lets any signer retry once it is valid,
-///   or once a lowered threshold is already met.
-/// - Removing a region must leave at least `threshold()` active regions (so never the last one);
-///   lower the threshold first. Removing a region's last signer is refused: remove the region.
+/// - Reaching the required approvals executes in the same transaction. If the change is
+///   invalid at that moment (e.g. the region to add already exists) the approving transaction
+///   reverts with the reason, so that approval is not recorded and the proposal stays pending;
+///   the region approves again once the change is valid. `execute` only helps a proposal whose
+///   recorded approvals already suffice without a further approval: after the threshold was
+///   lowered, or after a removal shrank what a pending RemoveRegion needs.
+/// - AddSigner needs its target region's own approval besides the threshold; RemoveRegion
+///   ignores its target's approval and needs min(threshold, other active regions), lowering
+///   the threshold to the regions that remain if they are fewer (see IConsortium). The last
+///   region is never removed. Removing a region's last signer is refused: remove the region.
 /// - Signer rights are (region, epoch) bound: `regionOf` returns 0 and `isSigner` false for a
 ///   signer whose region is inactive or was re-added after the signer was registered.
 contract Consortium is IConsortium {
@@ -27,6 +31,10 @@ contract Consortium is IConsortium {
     /// @dev Long enough for every bureau to review a change, short enough that a forgotten
     /// proposal cannot be revived years later by a new majority.
     uint64 private constant _PROPOSAL_LIFETIME = 7 days;
+
+    /// @dev GB/T 2260 division codes have six digits (100000 stands for the national level).
+    uint32 private constant _MIN_REGION_CODE = 100_000;
+    uint32 private constant _MAX_REGION_CODE = 999_999;
 
     struct Region {
         uint32 epoch; // 0: never added; bumped on every (re-)add
@@ -47,6 +55,7 @@ contract Consortium is IConsortium {
         address proposer;
         uint64 createdAt;
         uint64 expiresAt; // nonzero for every existing proposal
+        uint32 target; // AddSigner: the region that must approve; RemoveRegion: the one removed
         bytes data;
         uint32[] approvingRegions; // each region at most once, whatever its epoch
     }
@@ -61,7 +70,7 @@ contract Consortium is IConsortium {
     uint256 private _proposalCount;
 
     /// @notice Found the consortium; `signers[i]` becomes the first signer of `regions[i]`.
-    /// @param regions Founding region codes (distinct, nonzero).
+    /// @param regions Founding region codes (distinct GB/T 2260 codes, 100000..999999).
     /// @param names Their names (nonempty).
     /// @param signers Their first signers (distinct, nonzero).
     /// @param threshold_ Approvals needed, in 1..regions.length.
@@ -94,6 +103,7 @@ contract Consortium is IConsortium {
         p.proposer = msg.sender;
         p.createdAt = uint64(block.timestamp);
         p.expiresAt = expiresAt;
+        p.target = _targetRegion(proposalKind, data);
         p.data = data;
         emit ProposalCreated(id, region, proposalKind, data, msg.sender, expiresAt);
 
@@ -113,7 +123,9 @@ contract Consortium is IConsortium {
         _requireMember(msg.sender);
         Proposal storage p = _requirePending(id);
         uint256 approvals = _liveApprovals(id, p);
-        if (approvals < _threshold) revert BelowThreshold(id, approvals, _threshold);
+        uint256 required = _requiredApprovals(p);
+        if (approvals < required) revert BelowThreshold(id, approvals, required);
+        if (!_targetApproved(id, p)) revert TargetRegionMustApprove(id, p.target);
         _execute(id, p);
     }
 
@@ -213,7 +225,7 @@ contract Consortium is IConsortium {
     }
 
     /// @inheritdoc IConsortium
-    function hasApproved(uint256 id, uint32 region) external view returns (bool) {
+    function hasApproved(uint256 id, uint32 region) public view returns (bool) {
         Region storage r = _regions[region];
         return r.active && _approvalEpoch[id][region] == r.epoch;
     }
@@ -239,17 +251,36 @@ contract Consortium is IConsortium {
         _approvalEpoch[id][region] = _regions[region].epoch;
         uint256 approvals = _liveApprovals(id, p);
         emit ProposalApproved(id, region, msg.sender, approvals);
-        if (approvals >= _threshold) _execute(id, p);
+        // An AddSigner that has the threshold but not its target stays pending (no revert), so
+        // the approvals given so far are kept for the target's approval to complete.
+        if (approvals >= _requiredApprovals(p) && _targetApproved(id, p)) _execute(id, p);
     }
 
-    /// @dev Bounded by the number of regions that ever approved this proposal.
+    /// @dev Live approvals that count. Bounded by the number of regions that ever approved.
     function _liveApprovals(uint256 id, Proposal storage p) private view returns (uint256 count) {
+        // A region that lost its keys must not be able to veto its own removal, so the removed
+        // region's approval never counts (code 0 is never an approving region).
+        uint32 excluded = p.kind == ProposalKind.RemoveRegion ? p.target : 0;
         uint256 n = p.approvingRegions.length;
         for (uint256 i = 0; i < n; ++i) {
             uint32 region = p.approvingRegions[i];
-            Region storage r = _regions[region];
-            if (r.active && _approvalEpoch[id][region] == r.epoch) ++count;
+            if (region != excluded && hasApproved(id, region)) ++count;
         }
+    }
+
+    /// @dev A RemoveRegion needs at most the other active regions, or a threshold equal to the
+    /// number of active regions would make every removal impossible. Removing the only active
+    /// region needs 0 and so reaches `_removeRegion`, which refuses it with `LastRegion`.
+    function _requiredApprovals(Proposal storage p) private view returns (uint256) {
+        if (p.kind != ProposalKind.RemoveRegion) return _threshold;
+        uint256 others = _activeRegions.length();
+        if (_regions[p.target].active) --others;
+        return others < _threshold ? others : _threshold;
+    }
+
+    /// @dev Without this a threshold of other regions could plant a key in the target's namespace.
+    function _targetApproved(uint256 id, Proposal storage p) private view returns (bool) {
+        return p.kind != ProposalKind.AddSigner || hasApproved(id, p.target);
     }
 
     function _execute(uint256 id, Proposal storage p) private {
@@ -266,7 +297,8 @@ contract Consortium is IConsortium {
             (address account, uint32 region) = abi.decode(data, (address, uint32));
             _addSigner(account, region);
         } else if (kind == ProposalKind.RemoveSigner) {
-            _removeSigner(abi.decode(data, (address)));
+            (address account, uint32 region) = abi.decode(data, (address, uint32));
+            _removeSigner(account, region);
         } else if (kind == ProposalKind.SetThreshold) {
             _setThreshold(abi.decode(data, (uint256)));
         } else if (kind == ProposalKind.AddAuditor) {
@@ -282,7 +314,7 @@ contract Consortium is IConsortium {
     }
 
     function _checkNewRegion(uint32 code, string memory name, address firstSigner) private view {
-        if (code == 0) revert ZeroRegion();
+        _checkRegionCode(code);
         if (bytes(name).length == 0) revert EmptyName(code);
         if (firstSigner == address(0)) revert ZeroAddress();
         if (_regions[code].active) revert RegionExists(code);
@@ -308,13 +340,14 @@ contract Consortium is IConsortium {
         Region storage r = _regions[code];
         if (!r.active) revert RegionNotActive(code);
         uint256 remaining = _activeRegions.length() - 1;
-        // Also keeps the last region: threshold is at least 1.
-        if (remaining < _threshold) revert InvalidThreshold(_threshold, remaining);
+        if (remaining == 0) revert LastRegion(code);
         r.active = false;
         r.signerCount = 0;
         delete r.endpoint;
         _activeRegions.remove(code);
         emit RegionRemoved(code);
+        // A threshold above the active regions could never be met again.
+        if (remaining < _threshold) _setThreshold(remaining);
     }
 
     function _addSigner(address account, uint32 region) private {
@@ -327,9 +360,10 @@ contract Consortium is IConsortium {
         emit SignerAdded(account, region);
     }
 
-    function _removeSigner(address account) private {
-        uint32 region = regionOf(account);
-        if (region == 0) revert NotMember(account);
+    function _removeSigner(address account, uint32 region) private {
+        // The region is part of the proposal, so voters see whose key goes, and a proposal left
+        // pending cannot remove the account from a region it joined later.
+        if (regionOf(account) != region) revert NotSigner(account, region);
         Region storage r = _regions[region];
         if (r.signerCount == 1) revert LastSigner(account, region);
         delete _signers[account];
@@ -363,22 +397,22 @@ contract Consortium is IConsortium {
             (uint32 code32, string memory name, address signer) = abi.decode(data, (uint32, string, address));
             // Nonzero padding would make two encodings of one proposal.
             if (keccak256(abi.encode(code32, name, signer)) != keccak256(data)) revert InvalidProposalData(kind);
-            if (code == 0) revert ZeroRegion();
+            _checkRegionCode(code32);
             if (nameLength == 0) revert EmptyName(code32);
             if (firstSigner == 0) revert ZeroAddress();
-        } else if (kind == ProposalKind.AddSigner) {
+        } else if (kind == ProposalKind.AddSigner || kind == ProposalKind.RemoveSigner) {
             if (data.length != 64) revert InvalidProposalData(kind);
             uint256 account = uint256(bytes32(data[0:32]));
             uint256 region = uint256(bytes32(data[32:64]));
             if (account > type(uint160).max || region > type(uint32).max) revert InvalidProposalData(kind);
             if (account == 0) revert ZeroAddress();
-            if (region == 0) revert ZeroRegion();
+            _checkRegionCode(uint32(region));
         } else {
             if (data.length != 32) revert InvalidProposalData(kind);
             uint256 word = uint256(bytes32(data[0:32]));
             if (kind == ProposalKind.RemoveRegion) {
                 if (word > type(uint32).max) revert InvalidProposalData(kind);
-                if (word == 0) revert ZeroRegion();
+                _checkRegionCode(uint32(word));
             } else if (kind == ProposalKind.SetThreshold) {
                 if (word == 0) revert InvalidThreshold(0, _activeRegions.length());
             } else {
@@ -386,5 +420,16 @@ contract Consortium is IConsortium {
                 if (word == 0) revert ZeroAddress();
             }
         }
+    }
+
+    /// @dev Only for `data` that passed `_checkProposalData`.
+    function _targetRegion(ProposalKind kind, bytes calldata data) private pure returns (uint32) {
+        if (kind == ProposalKind.RemoveRegion) return uint32(uint256(bytes32(data[0:32])));
+        if (kind == ProposalKind.AddSigner) return uint32(uint256(bytes32(data[32:64])));
+        return 0;
+    }
+
+    function _checkRegionCode(uint32 code) private pure {
+        if (code < _MIN_REGION_CODE || code > _MAX_REGION_CODE) revert InvalidRegionCode(code);
     }
 }

@@ -13,9 +13,9 @@ import {RFC6962} from "./RFC6962.sol";
 /// loses them here in the same block.
 contract CreditAnchor is ICreditAnchor {
     /// @dev Three storage slots per batch: root, manifestHash, and the packed rest. uint32
-    /// timestamps last until 2106 and uint32 block numbers for 136 years of one-second blocks;
-    /// SafeCast makes an overflow revert rather than wrap. The saved fourth slot is 20,000 gas
-    /// on every batch.
+    /// timestamps last until 2106 and uint32 block numbers for 136 years provided blocks are at
+    /// least one second apart (ICreditAnchor.batchOf); SafeCast makes an overflow revert rather
+    /// than wrap. The saved fourth slot is 20,000 gas on every batch.
     struct Batch {
         bytes32 root;
         bytes32 manifestHash;
@@ -44,6 +44,7 @@ contract CreditAnchor is ICreditAnchor {
     mapping(uint32 region => mapping(bytes32 recordKey => Head head)) private _heads;
     mapping(uint32 region => mapping(uint64 seq => uint32[] endorserRegions)) private _endorsers;
 
+    /// @notice Bind the anchor, for good, to the Consortium whose signers may write.
     /// @param consortium_ The Consortium contract deciding who may write.
     constructor(address consortium_) {
         if (consortium_ == address(0)) revert ZeroConsortium();
@@ -66,6 +67,10 @@ contract CreditAnchor is ICreditAnchor {
         if (root == bytes32(0)) revert ZeroRoot(region, seq);
         if (heads.length > size) revert TooManyHeads(region, seq, heads.length, size);
 
+        // Heads are checked and stored before anything is emitted. Each check reads the head
+        // the previous update may have just moved, so v2 then v3 of one record in one batch
+        // pass; a later failing head reverts the earlier ones with it.
+        _moveHeads(region, seq, heads);
         _nextSeq[region] = expected + 1;
         _batches[region][seq] = Batch({
             root: root,
@@ -76,25 +81,8 @@ contract CreditAnchor is ICreditAnchor {
             blockNumber: SafeCast.toUint32(block.number)
         });
         emit BatchAnchored(region, seq, root, size, manifestHash, msg.sender);
-
-        // Keyed by the anchoring region: a region can only ever move heads in its own namespace.
-        mapping(bytes32 recordKey => Head head) storage regionHeads = _heads[region];
         for (uint256 i = 0; i < heads.length; ++i) {
             HeadUpdate calldata update = heads[i];
-            Head storage head = regionHeads[update.recordKey];
-            // Version 1 is implicitly current before any head exists, so the floor is 1.
-            uint32 current = head.version == 0 ? 1 : head.version;
-            if (update.version <= current) {
-                revert VersionNotIncreasing(region, update.recordKey, current, update.version);
-            }
-            if (update.status < _STATUS_ACTIVE || update.status > _STATUS_EXPIRED) {
-                revert InvalidStatus(region, update.recordKey, update.status);
-            }
-            if (update.leafHash == bytes32(0)) revert ZeroLeafHash(region, update.recordKey);
-            head.leafHash = update.leafHash;
-            head.seq = seq;
-            head.version = update.version;
-            head.status = update.status;
             emit HeadMoved(region, update.recordKey, update.leafHash, seq, update.version, update.status);
         }
     }
@@ -168,5 +156,32 @@ contract CreditAnchor is ICreditAnchor {
         Batch storage b = _batches[region][seq];
         // An unknown batch has size 0, so every index is out of range: false.
         return RFC6962.verifyInclusion(leafHash, index, b.size, proof, b.root);
+    }
+
+    function _moveHeads(uint32 region, uint64 seq, HeadUpdate[] calldata heads) private {
+        // Keyed by the anchoring region: a region can only ever move heads in its own namespace.
+        mapping(bytes32 recordKey => Head head) storage regionHeads = _heads[region];
+        for (uint256 i = 0; i < heads.length; ++i) {
+            HeadUpdate calldata update = heads[i];
+            Head storage head = regionHeads[update.recordKey];
+            // Version 1 is implicitly current before any head exists, so the floor is 1.
+            uint32 current = head.version == 0 ? 1 : head.version;
+            if (update.version <= current) {
+                revert VersionNotIncreasing(region, update.recordKey, current, update.version);
+            }
+            // A jump would make the head claim versions no batch carries and, being the new
+            // floor, refuse the record's real next version for good.
+            if (update.version != current + 1) {
+                revert VersionGap(region, update.recordKey, current + 1, update.version);
+            }
+            if (update.status < _STATUS_ACTIVE || update.status > _STATUS_EXPIRED) {
+                revert InvalidStatus(region, update.recordKey, update.status);
+            }
+            if (update.leafHash == bytes32(0)) revert ZeroLeafHash(region, update.recordKey);
+            head.leafHash = update.leafHash;
+            head.seq = seq;
+            head.version = update.version;
+            head.status = update.status;
+        }
     }
 }

@@ -5,11 +5,18 @@ pragma solidity 0.8.28;
 /// @notice Append-only log of Merkle-batched credit record commitments, one sequence per region,
 /// with record heads (the latest version of each superseded record), cross-region endorsements
 /// and an on-chain RFC 6962 inclusion check.
+/// @dev What the contract does not check: it never sees the leaves, so a head is not bound to
+/// the root of the batch that moved it. A signer could set a head whose `leafHash` is in no
+/// batch at all. Before trusting `headOf(region, key)`, a verifier must prove that its
+/// `leafHash` is included in batch `seq` of `region` (`verifyInclusion`, or the same RFC 6962
+/// check off chain against `batchOf(region, seq).root`).
 interface ICreditAnchor {
-    /// @notice The new head of a record superseded in a batch (every version > 1 in it).
+    /// @notice The new head of a record superseded in a batch (every version > 1 in it, in
+    /// order: v2 then v3 of one record may share a batch).
+    /// @dev Not checked against the batch root; see the notes on the interface.
     /// @param recordKey The record key (DESIGN §3).
-    /// @param leafHash RFC 6962 leaf hash of the new version's leaf.
-    /// @param version The new version (at least 2).
+    /// @param leafHash RFC 6962 leaf hash of the new version's leaf, which the batch must contain.
+    /// @param version Exactly one more than the record's current head version (1 if it has none).
     /// @param status 1 active, 2 revoked, 3 expired.
     struct HeadUpdate {
         bytes32 recordKey;
@@ -51,6 +58,8 @@ interface ICreditAnchor {
     error TooManyHeads(uint32 region, uint64 seq, uint256 heads, uint32 size);
     /// @notice The head of `recordKey` is at `current` (1 if never superseded); `got` must exceed it.
     error VersionNotIncreasing(uint32 region, bytes32 recordKey, uint32 current, uint32 got);
+    /// @notice The next version of `recordKey` is `expected`; `got` skips versions.
+    error VersionGap(uint32 region, bytes32 recordKey, uint32 expected, uint32 got);
     /// @notice Status must be 1 (active), 2 (revoked) or 3 (expired).
     error InvalidStatus(uint32 region, bytes32 recordKey, uint8 status);
     /// @notice A head's leaf hash cannot be zero.
@@ -73,7 +82,8 @@ interface ICreditAnchor {
     /// @param root RFC 6962 Merkle tree hash of the batch (nonzero).
     /// @param size Number of leaves (nonzero).
     /// @param manifestHash Hash of the batch manifest kept off chain.
-    /// @param heads New heads, in `region`'s namespace; versions strictly increase per record.
+    /// @param heads New heads, in `region`'s namespace; each version is the record's current
+    /// head version + 1 (so no gaps, no repeats), and at most `size` of them.
     function anchorBatch(
         uint32 region,
         uint64 seq,
@@ -97,6 +107,10 @@ interface ICreditAnchor {
     function consortium() external view returns (address);
 
     /// @notice An anchored batch; all zero if not anchored.
+    /// @dev `anchoredAt` and `blockNumber` are stored as uint32: timestamps last until 2106, and
+    /// block numbers for 136 years on the assumption that blocks are at least one second apart
+    /// (a chain with faster blocks runs out sooner). Past either limit `anchorBatch` reverts
+    /// rather than store a wrapped value.
     /// @param region Region code.
     /// @param seq Sequence number.
     /// @return root Merkle root.
@@ -123,6 +137,8 @@ interface ICreditAnchor {
     function nextSeq(uint32 region) external view returns (uint64 seq);
 
     /// @notice The head of a record in `region`'s namespace.
+    /// @dev Only as trustworthy as an inclusion proof of `leafHash` in batch `seq` of `region`:
+    /// heads are not bound to batch roots (see the notes on the interface).
     /// @param region Region code.
     /// @param recordKey Record key.
     /// @return leafHash Leaf hash of the latest version (zero if never superseded).
@@ -135,6 +151,9 @@ interface ICreditAnchor {
         returns (bytes32 leafHash, uint64 seq, uint32 version, uint8 status);
 
     /// @notice Regions that endorsed a batch, in endorsement order.
+    /// @dev Kept when an endorsing region is removed later: an endorsement is a statement made
+    /// while the region was active. Check `BatchEndorsed` (its block) against `RegionRemoved`
+    /// to weigh it.
     /// @param region Region code.
     /// @param seq Sequence number.
     /// @return regions Endorsing region codes.

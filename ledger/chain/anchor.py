@@ -39,7 +39,12 @@ def _bytes32(value: bytes, what: str) -> bytes:
 
 @dataclass(frozen=True)
 class HeadUpdate:
-    """The new head of a record superseded in a batch (every version > 1 it contains)."""
+    """The new head of a record superseded in a batch (every version > 1 it contains).
+
+    ``version`` must be the record's current head version + 1 (2 for a first supersession),
+    and ``leaf_hash`` must be a leaf of the batch: the contract cannot check the latter, so a
+    verifier proves it with an inclusion proof against the batch named by ``headOf``.
+    """
 
     record_key: bytes
     leaf_hash: bytes

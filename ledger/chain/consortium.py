@@ -49,7 +49,7 @@ _PROPOSAL_TYPES: dict[ProposalKind, tuple[str, ...]] = {
     ProposalKind.ADD_REGION: ("uint32", "string", "address"),
     ProposalKind.REMOVE_REGION: ("uint32",),
     ProposalKind.ADD_SIGNER: ("address", "uint32"),
-    ProposalKind.REMOVE_SIGNER: ("address",),
+    ProposalKind.REMOVE_SIGNER: ("address", "uint32"),
     ProposalKind.SET_THRESHOLD: ("uint256",),
     ProposalKind.ADD_AUDITOR: ("address",),
     ProposalKind.REMOVE_AUDITOR: ("address",),
@@ -209,23 +209,30 @@ class ConsortiumClient(BoundContract):
         )
 
     def propose_remove_region(self, code: int) -> ProposalTx:
-        """Propose removing region ``code`` (its signers lose every right on execution)."""
+        """Propose removing region ``code`` (its signers lose every right on execution).
+
+        The region's own approval does not count; it needs min(threshold, other active regions)
+        and lowers the threshold if fewer regions than it remain.
+        """
         return self.propose(
             ProposalKind.REMOVE_REGION, encode_proposal_data(ProposalKind.REMOVE_REGION, code)
         )
 
     def propose_add_signer(self, account: str, region: int) -> ProposalTx:
-        """Propose ``account`` as a further signer of ``region``."""
+        """Propose ``account`` as a further signer of ``region``.
+
+        Executes only once ``region`` itself approved it, besides the threshold.
+        """
         return self.propose(
             ProposalKind.ADD_SIGNER,
             encode_proposal_data(ProposalKind.ADD_SIGNER, to_checksum_address(account), region),
         )
 
-    def propose_remove_signer(self, account: str) -> ProposalTx:
-        """Propose removing signer ``account``."""
+    def propose_remove_signer(self, account: str, region: int) -> ProposalTx:
+        """Propose removing signer ``account`` of ``region`` (reverts at execution otherwise)."""
         return self.propose(
             ProposalKind.REMOVE_SIGNER,
-            encode_proposal_data(ProposalKind.REMOVE_SIGNER, to_checksum_address(account)),
+            encode_proposal_data(ProposalKind.REMOVE_SIGNER, to_checksum_address(account), region),
         )
 
     def propose_set_threshold(self, threshold: int) -> ProposalTx:

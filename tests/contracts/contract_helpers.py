@@ -71,6 +71,20 @@ class Env:
         client.request("evm_increaseTime", [seconds])
         client.request("evm_mine", [])
 
+    def set_next_block_timestamp(self, timestamp: int) -> None:
+        """Give the next block (and estimates against it) the unix time ``timestamp``.
+
+        ganache 7.9 has no ``evm_setNextBlockTimestamp``; in its default clock mode a block's
+        time is floor(wall clock + offset), so setting the clock to ``timestamp`` gives the
+        next block that time if it comes within the second. Callers assert the mined block's
+        timestamp, so a miss fails loudly instead of testing the wrong second.
+        """
+        client = self.clients[BJ]
+        if self.node.kind == "ganache":
+            client.request("evm_setTime", [timestamp * 1000])
+        else:
+            client.request("evm_setNextBlockTimestamp", [timestamp])
+
 
 def deploy_env(node: LocalNode, clients: Sequence[ChainClient], threshold: int = 2) -> Env:
     """Deploy a fresh pair of contracts founded by Beijing, Tianjin and Hebei."""

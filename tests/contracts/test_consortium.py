@@ -28,7 +28,13 @@ from contract_helpers import (
 )
 from eth_abi.abi import encode
 
-from ledger.chain import ChainClient, ProposalKind, deploy_consortium, encode_proposal_data
+from ledger.chain import (
+    ChainClient,
+    ProposalKind,
+    deploy_consortium,
+    encode_proposal_data,
+)
+from ledger.errors import ChainError
 
 pytestmark = pytest.mark.chain
 
@@ -75,7 +81,9 @@ def _founders(clients: Sequence[ChainClient]) -> list[str]:
     [
         ("length_names", ("LengthMismatch", {"regions": 3, "names": 2, "signers": 3})),
         ("length_signers", ("LengthMismatch", {"regions": 3, "names": 3, "signers": 2})),
-        ("zero_region", ("ZeroRegion", {})),
+        ("zero_region", ("InvalidRegionCode", {"code": 0})),
+        ("five_digit_region", ("InvalidRegionCode", {"code": 99999})),
+        ("seven_digit_region", ("InvalidRegionCode", {"code": 1000000})),
         ("empty_name", ("EmptyName", {"region": TIANJIN})),
         ("zero_signer", ("ZeroAddress", {})),
         ("duplicate_region", ("RegionExists", {"region": BEIJING})),
@@ -95,6 +103,10 @@ def test_constructor_rejects_invalid_founding(
         signers.pop()
     elif case == "zero_region":
         regions[1] = 0
+    elif case == "five_digit_region":
+        regions[1] = 99999
+    elif case == "seven_digit_region":
+        regions[2] = 1000000
     elif case == "empty_name":
         names[1] = ""
     elif case == "zero_signer":
@@ -113,6 +125,15 @@ def test_constructor_rejects_invalid_founding(
     args = {k: (clients[BJ].address if v == "BJ" else v) for k, v in args.items()}
     with reverts(name, **args):
         deploy_consortium(clients[BJ], regions, names, signers, threshold)
+
+
+def test_constructor_accepts_the_ends_of_the_region_code_range(
+    clients: Sequence[ChainClient],
+) -> None:
+    consortium = deploy_consortium(
+        clients[BJ], [100000, 999999], ["National", "Last"], _founders(clients)[:2], 1
+    )
+    assert consortium.active_regions() == [100000, 999999]
 
 
 # ----------------------------------------------------------------------------- authorisation
@@ -256,9 +277,37 @@ def test_proposal_expires_after_its_lifetime(env: Env) -> None:
     assert not consortium.is_auditor(env.addr(SPARE))
 
 
-def test_unknown_kind_is_rejected(env: Env) -> None:
-    with reverts("UnknownProposalKind", kind=7):
-        env.consortium(BJ).propose(7, encode(["address"], [env.addr(AUDITOR)]))
+def test_proposal_is_open_until_one_second_before_expires_at(env: Env) -> None:
+    consortium = env.consortium(BJ)
+    first = consortium.propose_add_auditor(env.addr(AUDITOR)).proposal_id
+    second = consortium.propose_add_auditor(env.addr(SPARE)).proposal_id
+    first_expiry = consortium.proposal(first).expires_at
+    second_expiry = consortium.proposal(second).expires_at
+    env.set_next_block_timestamp(first_expiry - 1)
+    outcome = env.consortium(TJ).approve(first)
+    assert block_timestamp(env.clients[BJ], outcome.tx.block_number) == first_expiry - 1
+    assert outcome.executed
+    env.set_next_block_timestamp(second_expiry)
+    tianjin = env.consortium(TJ)
+    # Fixed gas: mined without an estimate (ganache estimates at the latest block's time).
+    with pytest.raises(ChainError):
+        tianjin.approve(second, gas=500_000)
+    failed_block = env.clients[BJ].block_number()
+    assert block_timestamp(env.clients[BJ], failed_block) == second_expiry
+    # The reason, on that block (receipts carry none); every later attempt fails alike.
+    for function in ("approve", "execute"):
+        with reverts("ProposalExpired", id=second, expiredAt=second_expiry):
+            tianjin.call(function, second, block=failed_block)
+    with reverts("ProposalExpired", id=second, expiredAt=second_expiry):
+        tianjin.approve(second)
+    assert not consortium.has_approved(second, TIANJIN)
+    assert not consortium.is_auditor(env.addr(SPARE))
+
+
+@pytest.mark.parametrize("kind", [7, 255])
+def test_unknown_kind_is_rejected(env: Env, kind: int) -> None:
+    with reverts("UnknownProposalKind", kind=kind):
+        env.consortium(BJ).propose(kind, encode(["address"], [env.addr(AUDITOR)]))
 
 
 _DIRTY_ADDRESS = (1 << 160).to_bytes(32, "big")
@@ -281,7 +330,9 @@ _DIRTY_ADDRESS = (1 << 160).to_bytes(32, "big")
         (ProposalKind.REMOVE_REGION, encode(["uint32", "uint32"], [HEBEI, HEBEI])),
         (ProposalKind.ADD_SIGNER, encode(["address"], ["0x" + "11" * 20])),
         (ProposalKind.ADD_SIGNER, _DIRTY_ADDRESS + encode(["uint32"], [BEIJING])),
-        (ProposalKind.REMOVE_SIGNER, _DIRTY_ADDRESS),
+        (ProposalKind.REMOVE_SIGNER, encode(["address"], ["0x" + "11" * 20])),
+        (ProposalKind.REMOVE_SIGNER, _DIRTY_ADDRESS + encode(["uint32"], [BEIJING])),
+        (ProposalKind.REMOVE_SIGNER, encode(["address", "uint256"], ["0x" + "11" * 20, 1 << 32])),
         (ProposalKind.SET_THRESHOLD, b"\x01"),
         (ProposalKind.ADD_AUDITOR, b""),
         (ProposalKind.REMOVE_AUDITOR, _DIRTY_ADDRESS),
@@ -295,7 +346,9 @@ _DIRTY_ADDRESS = (1 << 160).to_bytes(32, "big")
         "remove_region_extra_word",
         "add_signer_missing_region",
         "add_signer_dirty_address",
+        "remove_signer_missing_region",
         "remove_signer_dirty_address",
+        "remove_signer_region_overflow",
         "set_threshold_short",
         "add_auditor_empty",
         "remove_auditor_dirty_address",
@@ -319,13 +372,26 @@ _ZERO = "0x" + "00" * 20
 @pytest.mark.parametrize(
     ("kind", "args", "error"),
     [
-        (ProposalKind.ADD_REGION, (0, "Nowhere", "SH"), ("ZeroRegion", {})),
+        (ProposalKind.ADD_REGION, (0, "Nowhere", "SH"), ("InvalidRegionCode", {"code": 0})),
+        (
+            ProposalKind.ADD_REGION,
+            (99999, "Five digits", "SH"),
+            ("InvalidRegionCode", {"code": 99999}),
+        ),
+        (
+            ProposalKind.ADD_REGION,
+            (1000000, "Seven digits", "SH"),
+            ("InvalidRegionCode", {"code": 1000000}),
+        ),
         (ProposalKind.ADD_REGION, (SHANGHAI, "", "SH"), ("EmptyName", {"region": SHANGHAI})),
         (ProposalKind.ADD_REGION, (SHANGHAI, "Shanghai", _ZERO), ("ZeroAddress", {})),
-        (ProposalKind.REMOVE_REGION, (0,), ("ZeroRegion", {})),
+        (ProposalKind.REMOVE_REGION, (0,), ("InvalidRegionCode", {"code": 0})),
+        (ProposalKind.REMOVE_REGION, (1000000,), ("InvalidRegionCode", {"code": 1000000})),
         (ProposalKind.ADD_SIGNER, (_ZERO, BEIJING), ("ZeroAddress", {})),
-        (ProposalKind.ADD_SIGNER, ("SH", 0), ("ZeroRegion", {})),
-        (ProposalKind.REMOVE_SIGNER, (_ZERO,), ("ZeroAddress", {})),
+        (ProposalKind.ADD_SIGNER, ("SH", 0), ("InvalidRegionCode", {"code": 0})),
+        (ProposalKind.ADD_SIGNER, ("SH", 99999), ("InvalidRegionCode", {"code": 99999})),
+        (ProposalKind.REMOVE_SIGNER, (_ZERO, BEIJING), ("ZeroAddress", {})),
+        (ProposalKind.REMOVE_SIGNER, ("SH", 0), ("InvalidRegionCode", {"code": 0})),
         (
             ProposalKind.SET_THRESHOLD,
             (0,),
@@ -367,6 +433,18 @@ def test_execute_applies_a_proposal_whose_threshold_was_lowered(env: Env) -> Non
         ("ProposalExecuted", {"id": pending, "kind": ProposalKind.ADD_AUDITOR}),
     ]
     assert env.consortium().is_auditor(env.addr(AUDITOR))
+
+
+def test_execute_reverts_with_the_failing_state_check(env: Env) -> None:
+    env.govern(BJ, [TJ], "set_threshold", 3)
+    pending = env.consortium(BJ).propose_add_auditor(env.addr(AUDITOR)).proposal_id
+    env.consortium(TJ).approve(pending)
+    env.govern(TJ, [BJ, HB], "add_auditor", env.addr(AUDITOR))
+    env.govern(BJ, [TJ, HB], "set_threshold", 2)
+    with reverts("AuditorExists", account=env.addr(AUDITOR)):
+        env.consortium(HB).execute(pending)
+    proposal = env.consortium().proposal(pending)
+    assert (proposal.executed, proposal.approvals) == (False, 2)
 
 
 def test_threshold_one_executes_at_proposal(env: Env) -> None:
@@ -414,7 +492,7 @@ def test_readded_region_must_approve_again_and_counts_once(env: Env) -> None:
 
 
 def test_removed_region_signers_lose_every_consortium_right(env: Env) -> None:
-    env.govern(BJ, [TJ], "add_signer", env.addr(SPARE), HEBEI)
+    env.govern(HB, [TJ], "add_signer", env.addr(SPARE), HEBEI)
     pending = env.consortium(BJ).propose_add_auditor(env.addr(AUDITOR)).proposal_id
     env.govern(BJ, [TJ], "remove_region", HEBEI)
     consortium = env.consortium(OUTSIDER)
@@ -482,19 +560,102 @@ def test_remove_region_rejects_inactive_region(env: Env) -> None:
         env.consortium(TJ).approve(proposal_id)
 
 
-def test_remove_region_must_leave_threshold_many_regions(env: Env) -> None:
+def test_at_full_threshold_the_other_regions_remove_a_region_and_lower_the_threshold(
+    env: Env,
+) -> None:
+    """3-of-3: a region that lost its keys cannot freeze governance (M2)."""
     env.govern(BJ, [TJ], "set_threshold", 3)
     proposal_id = env.consortium(BJ).propose_remove_region(HEBEI).proposal_id
-    env.consortium(TJ).approve(proposal_id)
-    with reverts("InvalidThreshold", threshold=3, activeRegions=2):
-        env.consortium(HB).approve(proposal_id)
+    tianjin = env.consortium(TJ)
+    outcome = tianjin.approve(proposal_id)
+    assert (outcome.approvals, outcome.executed) == (2, True)
+    assert events(tianjin, outcome) == [
+        (
+            "ProposalApproved",
+            {"id": proposal_id, "region": TIANJIN, "approver": env.addr(TJ), "approvals": 2},
+        ),
+        ("RegionRemoved", {"region": HEBEI}),
+        ("ThresholdChanged", {"previous": 3, "current": 2}),
+        ("ProposalExecuted", {"id": proposal_id, "kind": ProposalKind.REMOVE_REGION}),
+    ]
+    assert tianjin.threshold() == 2
+    assert tianjin.active_regions() == [BEIJING, TIANJIN]
+    # The remaining two still govern, at the lowered threshold.
+    assert env.govern(BJ, [TJ], "add_auditor", env.addr(AUDITOR)).executed
+
+
+def test_removal_needs_at_most_the_threshold_and_keeps_it_when_enough_remain(env: Env) -> None:
+    env.govern(BJ, [TJ], "add_region", SHANGHAI, "Shanghai", env.addr(SH))
+    assert env.consortium().threshold() == 2
+    proposal_id = env.consortium(BJ).propose_remove_region(HEBEI).proposal_id
+    outcome = env.consortium(SH).approve(proposal_id)
+    assert outcome.executed
+    assert [name for name, _ in events(env.consortium(), outcome)] == [
+        "ProposalApproved",
+        "RegionRemoved",
+        "ProposalExecuted",
+    ]
+    assert env.consortium().threshold() == 2
+
+
+def test_the_removed_regions_own_approval_does_not_count(env: Env) -> None:
+    # Hebei proposes its own removal: its approval is recorded but not counted.
+    own = env.consortium(HB).propose_remove_region(HEBEI)
+    assert (own.approvals, own.executed) == (0, False)
+    assert env.consortium().has_approved(own.proposal_id, HEBEI)
+    assert env.consortium(BJ).approve(own.proposal_id).approvals == 1
+    with reverts("BelowThreshold", id=own.proposal_id, approvals=1, threshold=2):
+        env.consortium(BJ).execute(own.proposal_id)
+    # Hebei approving another region's proposal to remove it does not push it over either.
+    other = env.consortium(TJ).propose_remove_region(HEBEI).proposal_id
+    outcome = env.consortium(HB).approve(other)
+    assert (outcome.approvals, outcome.executed) == (1, False)
+    assert env.consortium(TJ).approve(own.proposal_id).executed
+    assert not env.consortium().is_active_region(HEBEI)
 
 
 def test_last_region_cannot_be_removed(clients: Sequence[ChainClient]) -> None:
     solo = deploy_consortium(clients[BJ], [BEIJING], ["Beijing"], [clients[BJ].address], 1)
-    with reverts("InvalidThreshold", threshold=1, activeRegions=0):
+    with reverts("LastRegion", region=BEIJING):
         solo.propose_remove_region(BEIJING)
     assert solo.active_regions() == [BEIJING]
+
+
+def test_readded_region_starts_without_an_endpoint(env: Env) -> None:
+    env.consortium(HB).set_endpoint(HEBEI, "https://hebei.example")
+    env.govern(BJ, [TJ], "remove_region", HEBEI)
+    env.govern(BJ, [TJ], "add_region", HEBEI, "Hebei", env.addr(SPARE))
+    assert env.consortium().endpoint_of(HEBEI) == ""
+    env.consortium(SPARE).set_endpoint(HEBEI, "https://hebei-new.example")
+    assert env.consortium().endpoint_of(HEBEI) == "https://hebei-new.example"
+
+
+def test_a_threshold_of_regions_can_reassign_a_namespace_by_remove_and_readd(env: Env) -> None:
+    """The documented recovery path for lost keys, visible to verifiers in the events (M1)."""
+    env.anchor(HB).anchor_batch(HEBEI, 0, bytes([1]) * 32, 1, bytes(32))
+    first_block = env.consortium().client.block_number()
+    env.govern(BJ, [TJ], "remove_region", HEBEI)
+    readded = env.govern(BJ, [TJ], "add_region", HEBEI, "Hebei", env.addr(SPARE))
+    consortium = env.consortium(OUTSIDER)
+    lifecycle = consortium.region_events(
+        HEBEI, ["RegionAdded", "RegionRemoved"], from_block=first_block
+    )
+    assert [(e.name, dict(e.args)) for e in lifecycle] == [
+        ("RegionRemoved", {"region": HEBEI}),
+        ("RegionAdded", {"region": HEBEI, "name": "Hebei"}),
+    ]
+    assert events(consortium, readded)[2] == (
+        "SignerAdded",
+        {"account": env.addr(SPARE), "region": HEBEI},
+    )
+    # The new key continues Hebei's log; the old one can no longer write it.
+    env.anchor(SPARE).anchor_batch(HEBEI, 1, bytes([2]) * 32, 1, bytes(32))
+    with reverts("NotSigner", account=env.addr(HB), region=HEBEI):
+        env.anchor(HB).anchor_batch(HEBEI, 2, bytes([3]) * 32, 1, bytes(32))
+    assert [b.submitter for b in env.anchor().batches_anchored(HEBEI)] == [
+        env.addr(HB),
+        env.addr(SPARE),
+    ]
 
 
 def test_add_signer(env: Env) -> None:
@@ -510,18 +671,78 @@ def test_add_signer(env: Env) -> None:
     assert consortium.endpoint_of(BEIJING) == "https://bj2.example"
 
 
+def test_add_signer_for_another_region_waits_for_that_regions_approval(env: Env) -> None:
+    proposal_id = env.consortium(BJ).propose_add_signer(env.addr(SH), HEBEI).proposal_id
+    tianjin = env.consortium(TJ)
+    outcome = tianjin.approve(proposal_id)
+    # The threshold is met, but Hebei has not approved: pending, no revert, approvals kept.
+    assert (outcome.approvals, outcome.executed) == (2, False)
+    assert [name for name, _ in events(tianjin, outcome)] == ["ProposalApproved"]
+    assert tianjin.region_of(env.addr(SH)) == 0
+    with reverts("TargetRegionMustApprove", id=proposal_id, region=HEBEI):
+        tianjin.execute(proposal_id)
+    hebei = env.consortium(HB)
+    outcome = hebei.approve(proposal_id)
+    assert events(hebei, outcome) == [
+        (
+            "ProposalApproved",
+            {"id": proposal_id, "region": HEBEI, "approver": env.addr(HB), "approvals": 3},
+        ),
+        ("SignerAdded", {"account": env.addr(SH), "region": HEBEI}),
+        ("ProposalExecuted", {"id": proposal_id, "kind": ProposalKind.ADD_SIGNER}),
+    ]
+    assert hebei.region_of(env.addr(SH)) == HEBEI
+
+
+def test_at_threshold_one_a_region_cannot_plant_a_signer_in_another(env: Env) -> None:
+    env.govern(BJ, [TJ], "set_threshold", 1)
+    planted = env.consortium(BJ).propose_add_signer(env.addr(SH), HEBEI)
+    assert (planted.approvals, planted.executed) == (1, False)
+    with reverts("TargetRegionMustApprove", id=planted.proposal_id, region=HEBEI):
+        env.consortium(BJ).execute(planted.proposal_id)
+    with reverts("NotSigner", account=env.addr(SH), region=HEBEI):
+        env.anchor(SH).anchor_batch(HEBEI, 0, bytes([1]) * 32, 1, bytes(32))
+    with reverts("NotSigner", account=env.addr(SH), region=HEBEI):
+        env.consortium(SH).set_endpoint(HEBEI, "https://evil.example")
+    # Its own region it may still extend alone.
+    assert env.consortium(BJ).propose_add_signer(env.addr(BJ2), BEIJING).executed
+    # Once Hebei agrees, the pending proposal executes.
+    assert env.consortium(HB).approve(planted.proposal_id).executed
+    assert env.consortium().region_of(env.addr(SH)) == HEBEI
+
+
 def test_add_signer_rejects_inactive_region_and_existing_signer(env: Env) -> None:
+    # An inactive region cannot approve, so the proposal cannot execute.
     inactive = env.consortium(BJ).propose_add_signer(env.addr(SH), SHANGHAI).proposal_id
-    with reverts("RegionNotActive", region=SHANGHAI):
-        env.consortium(TJ).approve(inactive)
+    assert not env.consortium(TJ).approve(inactive).executed
+    with reverts("TargetRegionMustApprove", id=inactive, region=SHANGHAI):
+        env.consortium(TJ).execute(inactive)
     existing = env.consortium(BJ).propose_add_signer(env.addr(HB), BEIJING).proposal_id
     with reverts("SignerExists", account=env.addr(HB), region=HEBEI):
         env.consortium(TJ).approve(existing)
 
 
+def test_signer_of_a_removed_region_can_be_registered_again(env: Env) -> None:
+    env.govern(BJ, [TJ], "remove_region", HEBEI)
+    consortium = env.consortium(OUTSIDER)
+    assert consortium.region_of(env.addr(HB)) == 0  # stale entry, no rights
+    outcome = env.govern(TJ, [BJ], "add_signer", env.addr(HB), TIANJIN)
+    assert events(consortium, outcome)[1] == (
+        "SignerAdded",
+        {"account": env.addr(HB), "region": TIANJIN},
+    )
+    assert consortium.region_of(env.addr(HB)) == TIANJIN
+    assert consortium.signer_count(TIANJIN) == 2
+    # Re-adding Hebei later does not give the account back to Hebei.
+    env.govern(BJ, [TJ], "add_region", HEBEI, "Hebei", env.addr(SPARE))
+    assert consortium.region_of(env.addr(HB)) == TIANJIN
+    assert not consortium.is_signer(env.addr(HB), HEBEI)
+    assert consortium.signer_count(HEBEI) == 1
+
+
 def test_remove_signer(env: Env) -> None:
     env.govern(BJ, [TJ], "add_signer", env.addr(BJ2), BEIJING)
-    outcome = env.govern(BJ, [TJ], "remove_signer", env.addr(BJ2))
+    outcome = env.govern(BJ, [TJ], "remove_signer", env.addr(BJ2), BEIJING)
     consortium = env.consortium(BJ2)
     assert events(consortium, outcome)[1:] == [
         ("SignerRemoved", {"account": env.addr(BJ2), "region": BEIJING}),
@@ -534,12 +755,21 @@ def test_remove_signer(env: Env) -> None:
 
 
 def test_remove_signer_rejects_non_signer_and_last_signer(env: Env) -> None:
-    stranger = env.consortium(BJ).propose_remove_signer(env.addr(OUTSIDER)).proposal_id
-    with reverts("NotMember", account=env.addr(OUTSIDER)):
+    stranger = env.consortium(BJ).propose_remove_signer(env.addr(OUTSIDER), BEIJING).proposal_id
+    with reverts("NotSigner", account=env.addr(OUTSIDER), region=BEIJING):
         env.consortium(TJ).approve(stranger)
-    last = env.consortium(BJ).propose_remove_signer(env.addr(TJ)).proposal_id
+    last = env.consortium(BJ).propose_remove_signer(env.addr(TJ), TIANJIN).proposal_id
     with reverts("LastSigner", account=env.addr(TJ), region=TIANJIN):
         env.consortium(HB).approve(last)
+
+
+def test_remove_signer_checks_the_stated_region(env: Env) -> None:
+    env.govern(BJ, [TJ], "add_signer", env.addr(BJ2), BEIJING)
+    wrong = env.consortium(BJ).propose_remove_signer(env.addr(BJ2), TIANJIN)
+    assert env.consortium().proposal(wrong.proposal_id).args == (env.addr(BJ2), TIANJIN)
+    with reverts("NotSigner", account=env.addr(BJ2), region=TIANJIN):
+        env.consortium(TJ).approve(wrong.proposal_id)
+    assert env.consortium().region_of(env.addr(BJ2)) == BEIJING
 
 
 def test_set_threshold(env: Env) -> None:

@@ -147,6 +147,16 @@ def test_empty_batch_and_zero_root_are_rejected(env: Env) -> None:
         anchor.anchor_batch(BEIJING, 0, ZERO, 1, MANIFEST)
 
 
+def test_a_batch_may_carry_as_many_heads_as_leaves(env: Env) -> None:
+    heads = [HeadUpdate(_h("a"), _h("a2"), 2, 1), HeadUpdate(_h("b"), _h("b2"), 2, 1)]
+    tx = env.anchor(BJ).anchor_batch(BEIJING, 0, ROOT, 2, MANIFEST, heads)
+    assert [name for name, _ in events(env.anchor(), tx)] == [
+        "BatchAnchored",
+        "HeadMoved",
+        "HeadMoved",
+    ]
+
+
 def test_a_batch_cannot_carry_more_heads_than_leaves(env: Env) -> None:
     heads = [HeadUpdate(_h("a"), _h("a2"), 2, 1), HeadUpdate(_h("b"), _h("b2"), 2, 1)]
     with reverts("TooManyHeads", region=BEIJING, seq=0, heads=2, size=1):
@@ -159,7 +169,7 @@ def test_a_batch_cannot_carry_more_heads_than_leaves(env: Env) -> None:
 def test_heads_move_with_events(env: Env) -> None:
     anchor = env.anchor(BJ)
     other = _h("other record")
-    heads = [HeadUpdate(KEY, _h("k v2"), 2, 1), HeadUpdate(other, _h("o v4"), 4, 2)]
+    heads = [HeadUpdate(KEY, _h("k v2"), 2, 1), HeadUpdate(other, _h("o v2"), 2, 2)]
     tx = anchor.anchor_batch(BEIJING, 0, ROOT, 10, MANIFEST, heads)
     assert events(anchor, tx)[1:] == [
         (
@@ -178,15 +188,15 @@ def test_heads_move_with_events(env: Env) -> None:
             {
                 "region": BEIJING,
                 "recordKey": other,
-                "leafHash": _h("o v4"),
+                "leafHash": _h("o v2"),
                 "seq": 0,
-                "version": 4,
+                "version": 2,
                 "status": 2,
             },
         ),
     ]
     assert anchor.call("headOf", BEIJING, KEY) == (_h("k v2"), 0, 2, 1)
-    assert anchor.call("headOf", BEIJING, other) == (_h("o v4"), 0, 4, 2)
+    assert anchor.call("headOf", BEIJING, other) == (_h("o v2"), 0, 2, 2)
     anchor.anchor_batch(BEIJING, 1, ROOT, 1, MANIFEST, [HeadUpdate(KEY, _h("k v3"), 3, 2)])
     assert anchor.call("headOf", BEIJING, KEY) == (_h("k v3"), 1, 3, 2)
 
@@ -223,35 +233,76 @@ def test_head_versions_start_at_two(env: Env, version: int) -> None:
         )
 
 
-@pytest.mark.parametrize("version", [2, 3])
+def test_first_head_cannot_skip_version_two(env: Env) -> None:
+    with reverts("VersionGap", region=BEIJING, recordKey=KEY, expected=2, got=3):
+        env.anchor(BJ).anchor_batch(
+            BEIJING, 0, ROOT, 1, MANIFEST, [HeadUpdate(KEY, _h("v3"), 3, 1)]
+        )
+
+
+@pytest.mark.parametrize("version", [1, 2])
 def test_head_versions_strictly_increase(env: Env, version: int) -> None:
     anchor = env.anchor(BJ)
-    anchor.anchor_batch(BEIJING, 0, ROOT, 1, MANIFEST, [HeadUpdate(KEY, _h("v3"), 3, 1)])
-    with reverts("VersionNotIncreasing", region=BEIJING, recordKey=KEY, current=3, got=version):
+    anchor.anchor_batch(BEIJING, 0, ROOT, 1, MANIFEST, [HeadUpdate(KEY, _h("v2"), 2, 1)])
+    with reverts("VersionNotIncreasing", region=BEIJING, recordKey=KEY, current=2, got=version):
         anchor.anchor_batch(
             BEIJING, 1, ROOT, 1, MANIFEST, [HeadUpdate(KEY, _h("again"), version, 2)]
         )
     assert anchor.next_seq(BEIJING) == 1  # the whole batch was rejected
 
 
-def test_versions_increase_within_one_batch(env: Env) -> None:
+@pytest.mark.parametrize("version", [4, 2**32 - 1])
+def test_head_versions_cannot_jump(env: Env, version: int) -> None:
+    anchor = env.anchor(BJ)
+    anchor.anchor_batch(BEIJING, 0, ROOT, 1, MANIFEST, [HeadUpdate(KEY, _h("v2"), 2, 1)])
+    with reverts("VersionGap", region=BEIJING, recordKey=KEY, expected=3, got=version):
+        anchor.anchor_batch(
+            BEIJING, 1, ROOT, 1, MANIFEST, [HeadUpdate(KEY, _h("jump"), version, 2)]
+        )
+    assert anchor.next_seq(BEIJING) == 1
+    assert anchor.call("headOf", BEIJING, KEY) == (_h("v2"), 0, 2, 1)
+
+
+def test_consecutive_versions_of_a_record_share_a_batch(env: Env) -> None:
     anchor = env.anchor(BJ)
     ordered = [HeadUpdate(KEY, _h("v2"), 2, 1), HeadUpdate(KEY, _h("v3"), 3, 2)]
-    anchor.anchor_batch(BEIJING, 0, ROOT, 2, MANIFEST, ordered)
+    tx = anchor.anchor_batch(BEIJING, 0, ROOT, 2, MANIFEST, ordered)
+    assert [(args["version"], args["leafHash"]) for _, args in events(anchor, tx)[1:]] == [
+        (2, _h("v2")),
+        (3, _h("v3")),
+    ]
     assert anchor.call("headOf", BEIJING, KEY) == (_h("v3"), 0, 3, 2)
-    backwards = [HeadUpdate(_h("x"), _h("x5"), 5, 1), HeadUpdate(_h("x"), _h("x4"), 4, 1)]
-    with reverts("VersionNotIncreasing", region=BEIJING, recordKey=_h("x"), current=5, got=4):
-        anchor.anchor_batch(BEIJING, 1, ROOT, 2, MANIFEST, backwards)
+
+
+@pytest.mark.parametrize(
+    ("versions", "error"),
+    [
+        ((2, 2), ("VersionNotIncreasing", {"current": 2, "got": 2})),
+        ((2, 4), ("VersionGap", {"expected": 3, "got": 4})),
+        ((2, 3, 2), ("VersionNotIncreasing", {"current": 3, "got": 2})),
+    ],
+    ids=["same_version_twice", "jump", "backwards"],
+)
+def test_versions_within_one_batch_must_be_consecutive(
+    env: Env, versions: tuple[int, ...], error: tuple[str, dict[str, int]]
+) -> None:
+    anchor = env.anchor(BJ)
+    heads = [HeadUpdate(KEY, _h(f"v{v} #{i}"), v, 1) for i, v in enumerate(versions)]
+    with reverts(error[0], region=BEIJING, recordKey=KEY, **error[1]):
+        anchor.anchor_batch(BEIJING, 0, ROOT, len(heads), MANIFEST, heads)
+    assert anchor.next_seq(BEIJING) == 0
+    assert anchor.call("headOf", BEIJING, KEY) == (ZERO, 0, 0, 0)
 
 
 def test_heads_live_in_the_anchoring_regions_namespace(env: Env) -> None:
     beijing, tianjin = env.anchor(BJ), env.anchor(TJ)
     beijing.anchor_batch(BEIJING, 0, ROOT, 1, MANIFEST, [HeadUpdate(KEY, _h("bj v2"), 2, 1)])
-    # Tianjin uses the same record key, with a version far ahead: it only touches its own head.
-    tx = tianjin.anchor_batch(TIANJIN, 0, ROOT, 1, MANIFEST, [HeadUpdate(KEY, _h("tj v9"), 9, 2)])
-    assert events(tianjin, tx)[1][1]["region"] == TIANJIN
+    # Tianjin uses the same record key, with a version ahead: it only touches its own head.
+    ahead = [HeadUpdate(KEY, _h("tj v2"), 2, 1), HeadUpdate(KEY, _h("tj v3"), 3, 2)]
+    tx = tianjin.anchor_batch(TIANJIN, 0, ROOT, 2, MANIFEST, ahead)
+    assert {args["region"] for _, args in events(tianjin, tx)[1:]} == {TIANJIN}
     assert beijing.call("headOf", BEIJING, KEY) == (_h("bj v2"), 0, 2, 1)
-    assert beijing.call("headOf", TIANJIN, KEY) == (_h("tj v9"), 0, 9, 2)
+    assert beijing.call("headOf", TIANJIN, KEY) == (_h("tj v3"), 0, 3, 2)
     # ... and cannot squat Beijing's namespace, nor block Beijing's next version.
     with reverts("NotSigner", account=env.addr(TJ), region=BEIJING):
         tianjin.anchor_batch(BEIJING, 1, ROOT, 1, MANIFEST, [HeadUpdate(KEY, _h("squat"), 3, 2)])
@@ -299,7 +350,7 @@ def test_endorsing_a_wrong_root_or_unknown_batch_is_rejected(env: Env) -> None:
 
 
 def test_a_region_endorses_a_batch_once(env: Env) -> None:
-    env.govern(BJ, [HB], "add_signer", env.addr(SPARE), TIANJIN)
+    env.govern(TJ, [HB], "add_signer", env.addr(SPARE), TIANJIN)
     env.anchor(BJ).anchor_batch(BEIJING, 0, ROOT, 1, MANIFEST)
     env.anchor(TJ).endorse(BEIJING, 0, ROOT)
     with reverts("AlreadyEndorsed", region=BEIJING, seq=0, endorserRegion=TIANJIN):
@@ -314,6 +365,14 @@ def test_outsider_cannot_endorse(env: Env) -> None:
         env.anchor(OUTSIDER).endorse(BEIJING, 0, ROOT)
 
 
+def test_endorsements_by_a_region_removed_later_are_kept(env: Env) -> None:
+    env.anchor(BJ).anchor_batch(BEIJING, 0, ROOT, 1, MANIFEST)
+    env.anchor(HB).endorse(BEIJING, 0, ROOT)
+    env.govern(BJ, [TJ], "remove_region", HEBEI)
+    assert env.anchor().endorsers_of(BEIJING, 0) == [HEBEI]
+    assert [e.endorser for e in env.anchor().endorsements(BEIJING, 0)] == [env.addr(HB)]
+
+
 def test_batches_of_a_removed_region_stay_endorsable(env: Env) -> None:
     env.anchor(HB).anchor_batch(HEBEI, 0, ROOT, 1, MANIFEST)
     env.govern(BJ, [TJ], "remove_region", HEBEI)
@@ -326,7 +385,7 @@ def test_batches_of_a_removed_region_stay_endorsable(env: Env) -> None:
 
 def test_removed_region_signers_lose_every_right_at_once(env: Env) -> None:
     """Anchor, propose, approve, endorse and set endpoint all stop in the removing block."""
-    env.govern(BJ, [TJ], "add_signer", env.addr(SPARE), HEBEI)
+    env.govern(HB, [TJ], "add_signer", env.addr(SPARE), HEBEI)
     env.anchor(HB).anchor_batch(HEBEI, 0, ROOT, 1, MANIFEST)
     env.anchor(BJ).anchor_batch(BEIJING, 0, ROOT, 1, MANIFEST)
     pending = env.consortium(BJ).propose_add_auditor(env.addr(OUTSIDER)).proposal_id
