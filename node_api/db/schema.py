@@ -1,0 +1,165 @@
+"""Migration steps of the node core, and the list of components the runner applies.
+
+Each step defines the tables it creates with its own MetaData, as they were at that step:
+later changes to ``tables.py`` must not alter what an old step creates, or an upgraded
+database would differ from a fresh one.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+from node_api.db.exchange_schema import EXCHANGE
+from node_api.db.migrations import Component, Migration, add_column
+from node_api.db.tables import AutoId
+
+__all__ = ["CORE", "COMPONENTS"]
+
+
+def _v1_records_and_batches(conn: Connection) -> None:
+    meta = MetaData()
+    Table(
+        "node_meta",
+        meta,
+        Column("key", String(64), primary_key=True),
+        Column("value", Text, nullable=False),
+    )
+    Table(
+        "records",
+        meta,
+        Column("record_key", LargeBinary(32), primary_key=True),
+        Column("region", BigInteger, nullable=False),
+        Column("uscc", String(18), nullable=False, index=True),
+        Column("record_type", String(40), nullable=False),
+        Column("record_id", Text, nullable=False),
+        Column("latest_version", Integer, nullable=False),
+        Column("created_at", Float, nullable=False),
+        Column("updated_at", Float, nullable=False),
+    )
+    versions = Table(
+        "record_versions",
+        meta,
+        Column("id", AutoId, primary_key=True, autoincrement=True),
+        Column("record_key", LargeBinary(32), ForeignKey("records.record_key"), nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("status", SmallInteger, nullable=False),
+        Column("record_json", Text, nullable=False),
+        Column("salt", LargeBinary(32), nullable=False),
+        Column("commitment", LargeBinary(32), nullable=False),
+        Column("prev_leaf", LargeBinary(32), nullable=False),
+        Column("leaf_hash", LargeBinary(32), nullable=False),
+        Column("reason", Text),
+        Column("submitted_at", Float, nullable=False),
+        Column("batch_seq", BigInteger),
+        Column("leaf_index", Integer),
+        UniqueConstraint("record_key", "version", name="uq_record_versions_key_version"),
+        Index("ix_record_versions_batch", "batch_seq", "leaf_index"),
+    )
+    # The worker's "what is pending, oldest first" scan reads only unsealed rows.
+    Index(
+        "ix_record_versions_pending",
+        versions.c.id,
+        sqlite_where=versions.c.batch_seq.is_(None),
+        postgresql_where=versions.c.batch_seq.is_(None),
+    )
+    Table(
+        "batches",
+        meta,
+        Column("seq", BigInteger, primary_key=True, autoincrement=False),
+        Column("size", Integer, nullable=False),
+        Column("root", LargeBinary(32), nullable=False),
+        Column("manifest_hash", LargeBinary(32), nullable=False),
+        Column("leaves_digest", LargeBinary(32), nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("sealed_at", Float, nullable=False),
+        Column("tx_hash", String(66)),
+        Column("block_number", BigInteger),
+        Column("anchored_at", Float),
+        Column("gas_used", BigInteger),
+    )
+    meta.create_all(conn)
+
+
+def _v2_auth_and_audit(conn: Connection) -> None:
+    meta = MetaData()
+    Table(
+        "api_keys",
+        meta,
+        Column("key_hash", String(64), primary_key=True),
+        Column("role", String(16), nullable=False),
+        Column("label", String(200), nullable=False),
+        Column("source", String(16), nullable=False),
+        Column("created_at", Float, nullable=False),
+    )
+    Table(
+        "member_nonces",
+        meta,
+        Column("address", String(42), primary_key=True),
+        Column("nonce", String(64), primary_key=True),
+        Column("seen_at", Float, nullable=False, index=True),
+    )
+    Table(
+        "access_log",
+        meta,
+        Column("id", AutoId, primary_key=True, autoincrement=True),
+        Column("at", Float, nullable=False, index=True),
+        Column("principal", String(200), nullable=False),
+        Column("role", String(40), nullable=False),
+        Column("action", String(40), nullable=False),
+        Column("record_key", LargeBinary(32)),
+        Column("uscc", String(18), index=True),
+        Column("version", Integer),
+        Column("purpose", Text, nullable=False),
+        Column("remote_addr", String(64)),
+    )
+    meta.create_all(conn)
+
+
+def _v3_worker_lease_and_send_state(conn: Connection) -> None:
+    meta = MetaData()
+    Table(
+        "leases",
+        meta,
+        Column("name", String(64), primary_key=True),
+        Column("owner", String(200), nullable=False),
+        Column("expires_at", Float, nullable=False),
+        Column("acquired_at", Float, nullable=False),
+    )
+    meta.create_all(conn)
+    add_column(
+        conn, "batches", Column("send_attempts", Integer, nullable=False, server_default=text("0"))
+    )
+    add_column(conn, "batches", Column("last_error", Text))
+    add_column(conn, "batches", Column("submitter", String(42)))
+    add_column(conn, "batches", Column("last_sent_at", Float))
+
+
+CORE = Component(
+    "node",
+    (
+        Migration(1, "records, versions and batches", _v1_records_and_batches),
+        Migration(2, "api keys, member nonces and access log", _v2_auth_and_audit),
+        Migration(3, "worker lease and batch send state", _v3_worker_lease_and_send_state),
+    ),
+)
+
+# Components migrated at start, in this order. Another part of the node (e.g. the exchange
+# and integrity checks) adds its tables by appending its own Component here; its steps are
+# numbered independently of the core's, and it may reference core tables.
+COMPONENTS: tuple[Component, ...] = (CORE, EXCHANGE)

@@ -1,0 +1,402 @@
+"""Intake of credit records: validation, idempotent submission, corrections and revocations.
+
+Every version's salt, commitment and leaf hash are fixed at intake: a leaf depends only on
+the record and its predecessor, never on the batch, so sealing has nothing left to compute
+but the tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, select, update
+from sqlalchemy.exc import IntegrityError
+
+import ledger
+from ledger.commitment import COMMIT_DOMAIN
+from ledger.errors import RecordError
+from node_api.db import Database
+from node_api.db.bulk import insert_many
+from node_api.db.tables import batches, record_versions, records
+from node_api.errors import Conflict, IntakeRecordError, NotFound
+
+__all__ = [
+    "STATUS_CODES",
+    "STATUS_NAMES",
+    "PreparedRecord",
+    "SubmissionResult",
+    "prepare_records",
+    "submit_records",
+    "correct_record",
+    "revoke_record",
+    "version_state",
+]
+
+STATUS_CODES = {"active": 1, "revoked": 2, "expired": 3}
+STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
+
+_ZERO_LEAF = bytes(32)
+_MAX_REPORTED_ERRORS = 100
+_IN_CHUNK = 500  # bound on bound parameters per IN (...) query
+_RETRIES = 3  # concurrent first submissions of one key on PostgreSQL: retry, then it's a no-op
+_RECORD_COLUMNS = (
+    "record_key",
+    "region",
+    "uscc",
+    "record_type",
+    "record_id",
+    "latest_version",
+    "created_at",
+    "updated_at",
+)
+_VERSION_COLUMNS = (
+    "record_key",
+    "version",
+    "status",
+    "record_json",
+    "salt",
+    "commitment",
+    "prev_leaf",
+    "leaf_hash",
+    "submitted_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRecord:
+    """A validated record with its identity and canonical bytes."""
+
+    index: int
+    record_key: bytes
+    region: int
+    uscc: str
+    record_type: str
+    record_id: str
+    record: Any  # ledger.Record
+    canonical: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionResult:
+    """What happened to one submitted record."""
+
+    index: int
+    record_key: bytes
+    version: int
+    status: int
+    state: str
+    created: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form returned by the API."""
+        return {
+            "index": self.index,
+            "record_key": self.record_key.hex(),
+            "version": self.version,
+            "status": STATUS_NAMES[self.status],
+            "state": self.state,
+            "created": self.created,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Material:
+    salt: bytes
+    commitment: bytes
+    leaf_hash: bytes
+
+
+def _material(
+    secret: bytes,
+    record_key: bytes,
+    version: int,
+    status: int,
+    prev_leaf: bytes,
+    canonical: bytes,
+) -> _Material:
+    salt = ledger.derive_salt(secret, record_key, version)
+    # ledger.commitment() would canonicalise the record again; intake already holds the
+    # canonical bytes, and canonicalising is most of the cost of 10,000-record submissions.
+    commitment = hashlib.sha256(COMMIT_DOMAIN + salt + canonical).digest()
+    leaf = ledger.leaf_hash(record_key, version, status, prev_leaf, commitment)
+    return _Material(salt, commitment, leaf)
+
+
+def _prepare_one(index: int, obj: Any, region: int) -> PreparedRecord:
+    parsed = ledger.parse_record(obj)
+    if parsed.region != region:
+        raise RecordError("region", f"this node accepts records of region {region} only")
+    return PreparedRecord(
+        index=index,
+        record_key=ledger.record_key(
+            parsed.region, parsed.uscc, parsed.record_type, parsed.record_id
+        ),
+        region=parsed.region,
+        uscc=parsed.uscc,
+        record_type=parsed.record_type.type_name,
+        record_id=parsed.record_id,
+        record=parsed,
+        canonical=parsed.canonical_bytes(),
+    )
+
+
+def prepare_records(objs: Sequence[Any], region: int) -> list[PreparedRecord]:
+    """Validate every record; IntakeRecordError names the first invalid one and lists all."""
+    prepared: list[PreparedRecord] = []
+    errors: list[dict[str, Any]] = []
+    for index, obj in enumerate(objs):
+        try:
+            prepared.append(_prepare_one(index, obj, region))
+        except RecordError as e:
+            if len(errors) < _MAX_REPORTED_ERRORS:
+                errors.append({"index": index, "field": e.field, "reason": e.reason})
+            elif len(errors) == _MAX_REPORTED_ERRORS:
+                errors.append({"index": None, "field": "", "reason": "more errors omitted"})
+    if errors:
+        first = errors[0]
+        raise IntakeRecordError(first["index"], first["field"], first["reason"], errors)
+    return prepared
+
+
+def version_state(batch_seq: int | None, batch_state: str | None) -> str:
+    """Pipeline state of a version: queued, sealed, anchored (or conflict)."""
+    if batch_seq is None:
+        return "queued"
+    return batch_state or "sealed"
+
+
+def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _latest_versions(conn: Connection, keys: Sequence[bytes]) -> dict[bytes, Any]:
+    """Latest version row (with its batch state) of each existing record among ``keys``."""
+    latest: dict[bytes, Any] = {}
+    rv = record_versions
+    for chunk in _chunks(keys):
+        rows = conn.execute(
+            select(
+                rv.c.record_key,
+                rv.c.version,
+                rv.c.status,
+                rv.c.record_json,
+                rv.c.leaf_hash,
+                rv.c.batch_seq,
+                batches.c.state,
+            )
+            .select_from(
+                records.join(
+                    rv,
+                    and_(
+                        rv.c.record_key == records.c.record_key,
+                        rv.c.version == records.c.latest_version,
+                    ),
+                ).outerjoin(batches, batches.c.seq == rv.c.batch_seq)
+            )
+            .where(records.c.record_key.in_(chunk))
+        ).all()
+        for row in rows:
+            latest[bytes(row.record_key)] = row
+    return latest
+
+
+def submit_records(
+    db: Database, secret: bytes, prepared: Sequence[PreparedRecord]
+) -> list[SubmissionResult]:
+    """Store new records as version 1 in one transaction; identical resubmissions are no-ops.
+
+    All or nothing: changed content for an existing record key raises Conflict (use PUT)
+    and nothing of the request is stored.
+    """
+    # Version 1 material does not depend on the database: compute it before taking the lock.
+    material = {
+        p.index: _material(secret, p.record_key, 1, 1, _ZERO_LEAF, p.canonical) for p in prepared
+    }
+    for attempt in range(_RETRIES):
+        try:
+            return _submit_once(db, prepared, material)
+        except IntegrityError:
+            # Another transaction created one of these keys since we looked (PostgreSQL);
+            # the retry sees it and answers no-op or conflict.
+            if attempt == _RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _submit_once(
+    db: Database, prepared: Sequence[PreparedRecord], material: dict[int, _Material]
+) -> list[SubmissionResult]:
+    now = time.time()
+    results: list[SubmissionResult] = []
+    new_records: list[tuple[Any, ...]] = []
+    new_versions: list[tuple[Any, ...]] = []
+    with db.write() as conn:
+        latest = _latest_versions(conn, list({p.record_key for p in prepared}))
+        in_request: dict[bytes, PreparedRecord] = {}
+        for p in prepared:
+            earlier = in_request.get(p.record_key)
+            if earlier is not None:
+                if earlier.canonical != p.canonical:
+                    raise Conflict(
+                        f"record {p.index} has the record key of record {earlier.index} with "
+                        "different content; submit a correction with PUT",
+                        index=p.index,
+                        record_key=p.record_key.hex(),
+                    )
+                results.append(SubmissionResult(p.index, p.record_key, 1, 1, "queued", False))
+                continue
+            in_request[p.record_key] = p
+            row = latest.get(p.record_key)
+            if row is not None:
+                if row.record_json.encode("utf-8") != p.canonical:
+                    raise Conflict(
+                        f"record {p.index} exists with different content at version "
+                        f"{row.version}; use PUT /v1/records/{p.record_key.hex()} to correct it",
+                        index=p.index,
+                        record_key=p.record_key.hex(),
+                        version=row.version,
+                    )
+                results.append(
+                    SubmissionResult(
+                        p.index,
+                        p.record_key,
+                        row.version,
+                        row.status,
+                        version_state(row.batch_seq, row.state),
+                        False,
+                    )
+                )
+                continue
+            m = material[p.index]
+            new_records.append(
+                (p.record_key, p.region, p.uscc, p.record_type, p.record_id, 1, now, now)
+            )
+            new_versions.append(
+                (
+                    p.record_key,
+                    1,
+                    1,
+                    p.canonical.decode("utf-8"),
+                    m.salt,
+                    m.commitment,
+                    _ZERO_LEAF,
+                    m.leaf_hash,
+                    now,
+                )
+            )
+            results.append(SubmissionResult(p.index, p.record_key, 1, 1, "queued", True))
+        insert_many(conn, records, _RECORD_COLUMNS, new_records)
+        insert_many(conn, record_versions, _VERSION_COLUMNS, new_versions)
+    return results
+
+
+def _lock_latest(conn: Connection, db: Database, record_key: bytes) -> Any:
+    query = select(records.c.latest_version, records.c.region).where(
+        records.c.record_key == record_key
+    )
+    if not db.is_sqlite:
+        # Serialise concurrent corrections of one record (SQLite's write lock already does).
+        query = query.with_for_update()
+    head = conn.execute(query).first()
+    if head is None:
+        raise NotFound(f"no record {record_key.hex()} at this node", record_key=record_key.hex())
+    rows = _latest_versions(conn, [record_key])
+    return rows[record_key]
+
+
+def _append_version(
+    conn: Connection,
+    secret: bytes,
+    record_key: bytes,
+    previous: Any,
+    status: int,
+    canonical: str,
+    reason: str | None,
+) -> int:
+    version = int(previous.version) + 1
+    m = _material(
+        secret, record_key, version, status, bytes(previous.leaf_hash), canonical.encode()
+    )
+    now = time.time()
+    conn.execute(
+        record_versions.insert().values(
+            record_key=record_key,
+            version=version,
+            status=status,
+            record_json=canonical,
+            salt=m.salt,
+            commitment=m.commitment,
+            prev_leaf=bytes(previous.leaf_hash),
+            leaf_hash=m.leaf_hash,
+            reason=reason,
+            submitted_at=now,
+        )
+    )
+    conn.execute(
+        update(records)
+        .where(records.c.record_key == record_key)
+        .values(latest_version=version, updated_at=now)
+    )
+    return version
+
+
+def correct_record(
+    db: Database, secret: bytes, record_key: bytes, prepared: PreparedRecord
+) -> SubmissionResult:
+    """Store a correction as a new active version; identical to the active version → no-op."""
+    if prepared.record_key != record_key:
+        raise RecordError(
+            "record_key",
+            f"the body's region, uscc, record_type and record_id give record key "
+            f"{prepared.record_key.hex()}, not {record_key.hex()}",
+        )
+    with db.write() as conn:
+        previous = _lock_latest(conn, db, record_key)
+        if previous.status == 1 and previous.record_json.encode("utf-8") == prepared.canonical:
+            return SubmissionResult(
+                0,
+                record_key,
+                previous.version,
+                previous.status,
+                version_state(previous.batch_seq, previous.state),
+                False,
+            )
+        version = _append_version(
+            conn,
+            secret,
+            record_key,
+            previous,
+            1,
+            prepared.canonical.decode("utf-8"),
+            None,
+        )
+    return SubmissionResult(0, record_key, version, 1, "queued", True)
+
+
+def revoke_record(db: Database, secret: bytes, record_key: bytes, reason: str) -> SubmissionResult:
+    """Append a revoked version carrying the same record as the version it revokes.
+
+    The payload is unchanged (what was revoked stays provable); the reason is stored with
+    the version and shown in history, but is not part of the commitment. Revoking a revoked
+    record is a no-op returning the existing revocation.
+    """
+    with db.write() as conn:
+        previous = _lock_latest(conn, db, record_key)
+        if previous.status == STATUS_CODES["revoked"]:
+            return SubmissionResult(
+                0,
+                record_key,
+                previous.version,
+                previous.status,
+                version_state(previous.batch_seq, previous.state),
+                False,
+            )
+        version = _append_version(
+            conn, secret, record_key, previous, 2, previous.record_json, reason
+        )
+    return SubmissionResult(0, record_key, version, 2, "queued", True)

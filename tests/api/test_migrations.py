@@ -1,0 +1,195 @@
+"""Schema migrations: upgrading an existing database, components, refusals (SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import OPERATOR, Node
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, inspect, select, text
+
+import ledger
+from node_api.config import Settings
+from node_api.db import (
+    COMPONENTS,
+    CORE,
+    Component,
+    Database,
+    Migration,
+    SchemaError,
+    current_versions,
+    migrate,
+)
+from node_api.db.tables import batches, record_versions, records
+from node_api.services import NodeConfigError, Services
+from node_api.testing import sample_record
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'old.db'}"
+    make: Callable[[], str] = request.getfixturevalue("pg_schema_url")
+    return make()
+
+
+def _write_v1_rows(db: Database, record: dict[str, object]) -> bytes:
+    """Rows as a version-1 node wrote them: one pending version and one old batch."""
+    key = ledger.record_key_of(record)  # type: ignore[arg-type]
+    salt = ledger.derive_salt(b"k" * 32, key, 1)
+    commitment = ledger.commitment(salt, record)  # type: ignore[arg-type]
+    leaf = ledger.leaf_hash(key, 1, 1, bytes(32), commitment)
+    now = time.time()
+    with db.write() as conn:
+        conn.execute(
+            records.insert().values(
+                record_key=key,
+                region=110000,
+                uscc=record["uscc"],
+                record_type=record["record_type"],
+                record_id=record["record_id"],
+                latest_version=1,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        conn.execute(
+            record_versions.insert().values(
+                record_key=key,
+                version=1,
+                status=1,
+                record_json=ledger.canonicalize(record).decode(),  # type: ignore[arg-type]
+                salt=salt,
+                commitment=commitment,
+                prev_leaf=bytes(32),
+                leaf_hash=leaf,
+                submitted_at=now,
+            )
+        )
+        # v1 had no send bookkeeping columns: insert through the v1 column list only.
+        conn.execute(
+            text(
+                "INSERT INTO batches (seq, size, root, manifest_hash, leaves_digest, state, "
+                "sealed_at) VALUES (:seq, 1, :root, :m, :d, 'conflict', :t)"
+            ),
+            {
+                "seq": 10_000_000,
+                "root": b"\x01" * 32,
+                "m": b"\x02" * 32,
+                "d": b"\x03" * 32,
+                "t": now,
+            },
+        )
+        conn.execute(text("INSERT INTO node_meta (key, value) VALUES ('region', '110000')"))
+    return key
+
+
+def test_upgrades_a_version_1_database_and_keeps_its_data(
+    database_url: str,
+    make_settings: Callable[..., Settings],
+    start_node: Callable[[Settings], Node],
+) -> None:
+    db = Database(database_url)
+    assert migrate(db, (CORE,), target={"node": 1}) == {"node": 1}
+    with db.read() as conn:
+        assert "leases" not in inspect(conn).get_table_names()
+        assert "send_attempts" not in {c["name"] for c in inspect(conn).get_columns("batches")}
+    record = sample_record()
+    key = _write_v1_rows(db, record)
+
+    upgraded = migrate(db, COMPONENTS)
+    assert upgraded == {c.name: c.head for c in COMPONENTS} and upgraded["node"] == CORE.head
+    assert current_versions(db) == upgraded
+    with db.read() as conn:
+        assert {"leases", "api_keys", "member_nonces", "access_log"} <= set(
+            inspect(conn).get_table_names()
+        )
+        old = conn.execute(select(batches).where(batches.c.seq == 10_000_000)).one()
+        assert (old.state, old.send_attempts, old.last_error) == ("conflict", 0, None)
+        assert (
+            conn.execute(
+                select(record_versions.c.version).where(record_versions.c.record_key == key)
+            ).scalar()
+            == 1
+        )
+    db.dispose()
+
+    # A node started on the upgraded database serves the old record.
+    node = start_node(make_settings(database_url=database_url))
+    body = node.client.get(f"/v1/records/{key.hex()}", headers=OPERATOR).json()
+    assert body["versions"][0]["record"] == record and body["versions"][0]["state"] == "queued"
+
+
+def test_migrating_twice_is_a_no_op_and_steps_are_recorded(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'n.db'}")
+    migrate(db, COMPONENTS)
+    migrate(db, COMPONENTS)
+    with db.read() as conn:
+        steps = conn.execute(
+            text("SELECT component, version, name FROM schema_version ORDER BY version")
+        ).all()
+    assert [(c, v) for c, v, _ in steps if c == "node"] == [
+        ("node", v) for v in range(1, CORE.head + 1)
+    ]
+    assert len(steps) == sum(c.head for c in COMPONENTS)
+
+
+def test_refuses_a_database_newer_than_the_code(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'n.db'}")
+    migrate(db, COMPONENTS)
+    with db.write() as conn:
+        conn.execute(text("INSERT INTO schema_version VALUES ('node', 99, 'future', 0)"))
+    with pytest.raises(SchemaError, match="v99"):
+        migrate(db, COMPONENTS)
+
+
+def test_other_components_add_their_tables_with_their_own_numbering(tmp_path: Path) -> None:
+    def create_reports(conn: Connection) -> None:
+        meta = MetaData()
+        Table(
+            "integrity_reports",
+            meta,
+            Column("id", Integer, primary_key=True),
+            Column("peer", String(20)),
+        )
+        meta.create_all(conn)
+
+    exchange = Component("exchange", (Migration(1, "integrity reports", create_reports),))
+    db = Database(f"sqlite:///{tmp_path / 'n.db'}")
+    assert migrate(db, (CORE, exchange)) == {"node": CORE.head, "exchange": 1}
+    with db.read() as conn:
+        assert "integrity_reports" in inspect(conn).get_table_names()
+    with pytest.raises(SchemaError):
+        Component("bad", (Migration(2, "gap", create_reports),))
+
+
+def test_concurrent_starts_migrate_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            migrate(Database(url), COMPONENTS)
+        except BaseException as e:  # collected for the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert current_versions(Database(url)) == {c.name: c.head for c in COMPONENTS}
+
+
+def test_refuses_a_database_of_another_region(make_settings: Callable[..., Settings]) -> None:
+    services = Services.build(make_settings(), start_worker=False)
+    services.close()
+    with pytest.raises(NodeConfigError, match="region 110000"):
+        Services.build(make_settings(region=120000), start_worker=False)
