@@ -41,7 +41,7 @@ HASH_SIZE: Final = 32
 ZERO_HASH: Final = bytes(HASH_SIZE)
 MAX_VERSION: Final = 2**32 - 1
 
-MIN_NODE_SECRET: Final = 32
+MIN_NODE_SECRET: Final = 16  # 128-bit HMAC key; node_api generates 32 bytes
 _SHA256_BLOCK: Final = 64
 
 KEY_DOMAIN: Final = b"credit-ledger:key:v1"

@@ -147,6 +147,9 @@ class PenaltyKind(StrEnum):
     OTHER = "other"  # 法律、行政法规规定的其他行政处罚
 
 
+_FINE: Final = PenaltyKind.FINE  # module constant: enum class attribute lookups are slow
+
+
 class AbnormalityReason(StrEnum):
     """Statutory reasons for the business abnormality list (企业经营异常名录管理暂行办法 art. 4)."""
 
@@ -363,6 +366,13 @@ class _ChoiceList(_Kind):
         self.choice = _Choice(enum)
 
     def check(self, value: Any, name: str) -> None:
+        if (
+            type(value) is tuple
+            and value
+            and set(map(type, value)) == {self.choice.enum}
+            and len(set(value)) == len(value)
+        ):
+            return
         if type(value) is not tuple:
             raise RecordError(name, f"must be a tuple of {self.choice.enum.__name__}")
         if not value:
@@ -591,7 +601,7 @@ class AdministrativePenalty(Payload):
     confiscated_fen: int | None = field(default=None, metadata=_amount())
 
     def _check_consistency(self) -> None:
-        if self.amount_fen > 0 and PenaltyKind.FINE not in self.penalty_kinds:
+        if self.amount_fen > 0 and _FINE not in self.penalty_kinds:
             raise RecordError("amount_fen", "a fine amount needs penalty kind 'fine'")
 
 

@@ -6,7 +6,6 @@ the chain's nextSeq, and sample records carry random record ids, so tests never 
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,59 +13,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from node_harness import AUDITOR_KEY, OPERATOR_KEY, PG_ADMIN_URL, VERIFIER_KEY, Node
 from sqlalchemy import create_engine, text
 
 from node_api.config import Settings
 from node_api.main import create_app
-from node_api.services import Services
 from node_api.testing import LocalConsortium, start_local_consortium
-
-OPERATOR_KEY = "op-" + "a" * 40
-VERIFIER_KEY = "ver-" + "b" * 40
-AUDITOR_KEY = "aud-" + "c" * 40
-PG_ADMIN_URL = os.environ.get(
-    "CREDIT_LEDGER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-OPERATOR = {"Authorization": f"Bearer {OPERATOR_KEY}"}
-VERIFIER = {"Authorization": f"Bearer {VERIFIER_KEY}"}
-AUDITOR = {"Authorization": f"Bearer {AUDITOR_KEY}", "X-Purpose": "annual audit"}
-
-
-class Node:
-    """A node app under test: the TestClient plus its services."""
-
-    def __init__(self, client: TestClient) -> None:
-        self.client = client
-
-    @property
-    def services(self) -> Services:
-        """The running node's services."""
-        services: Services = self.client.app.state.services  # type: ignore[attr-defined]
-        return services
-
-    def submit(self, records: Any, expect: int = 202) -> dict[str, Any]:
-        """POST /v1/records as operator, asserting the status."""
-        response = self.client.post("/v1/records", json=records, headers=OPERATOR)
-        assert response.status_code == expect, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    def anchor(self) -> dict[str, Any]:
-        """POST /v1/anchor as operator."""
-        response = self.client.post("/v1/anchor", headers=OPERATOR)
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    def receipt(self, record_key: str, **params: Any) -> dict[str, Any]:
-        """GET the receipt as operator."""
-        response = self.client.get(
-            f"/v1/records/{record_key}/receipt", params=params, headers=OPERATOR
-        )
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
 
 
 @pytest.fixture(scope="session")
@@ -117,11 +69,6 @@ def start_node() -> Iterator[Callable[[Settings], Node]]:
     yield start
     for client in reversed(clients):
         client.__exit__(None, None, None)
-
-
-def stop_node(node: Node) -> None:
-    """Shut a node down (as a clean restart would)."""
-    node.client.__exit__(None, None, None)
 
 
 @pytest.fixture

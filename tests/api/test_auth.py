@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import AUDITOR, AUDITOR_KEY, OPERATOR, OPERATOR_KEY, VERIFIER, Node
 from eth_account import Account
+from node_harness import AUDITOR, AUDITOR_KEY, OPERATOR, OPERATOR_KEY, VERIFIER, Node
 from sqlalchemy import select
 
 from node_api.auth import SIGNATURE_HEADER
@@ -129,7 +129,7 @@ def test_allowed_roles_get_through(node: Node, stored: dict[str, str], tianjin: 
 def test_api_keys_are_stored_hashed_and_config_changes_apply_on_restart(
     make_settings: Callable[..., Settings], start_node: Callable[[Settings], Node]
 ) -> None:
-    from conftest import stop_node
+    from node_harness import stop_node
 
     digest = hashlib.sha256(b"second-operator-key").hexdigest()
     node = start_node(make_settings(operator_keys=f"{OPERATOR_KEY}, sha256:{digest}"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from conftest import OPERATOR, VERIFIER, Node
+from node_harness import OPERATOR, VERIFIER, Node
 
 import ledger
 from node_api.batches import manifest_hash

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import OPERATOR, Node
 from eth_account import Account
 from exchange_env import (
     BEIJING,
@@ -24,6 +23,7 @@ from exchange_env import (
     run_cluster,
     split_package,
 )
+from node_harness import OPERATOR, Node
 from sqlalchemy import func, inspect, select
 
 import ledger

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Node
 from eth_account import Account
 from fastapi.testclient import TestClient
+from node_harness import Node
 
 from ledger.chain.localnode import free_port
 from node_api.config import Settings

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import OPERATOR, Node
+from node_harness import OPERATOR, Node
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, inspect, select, text
 
 import ledger

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from conftest import AUDITOR, OPERATOR, VERIFIER, Node
+from node_harness import AUDITOR, OPERATOR, VERIFIER, Node
 
 import ledger
 from node_api.testing import sample_record

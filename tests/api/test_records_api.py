@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 
-from conftest import AUDITOR, OPERATOR, VERIFIER, Node
+from node_harness import AUDITOR, OPERATOR, VERIFIER, Node
 from sqlalchemy import func, select
 
 import ledger

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import AUDITOR, OPERATOR, VERIFIER, Node, stop_node
 from eth_account import Account
+from node_harness import AUDITOR, OPERATOR, VERIFIER, Node, stop_node
 
 import ledger
 from node_api.client import MemberAuth

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from conftest import OPERATOR, Node, stop_node
+from node_harness import OPERATOR, Node, stop_node
 from sqlalchemy import select
 
 from ledger.chain.localnode import free_port
