@@ -216,12 +216,13 @@ class Report:
 def _commit_path(objects: Sequence[dict[str, Any]], derive: SaltDeriver) -> list[bytes]:
     """validate → canonicalise → commit → leaf hash, one record at a time, as a node does."""
     leaf_hashes = []
+    active = LeafStatus.ACTIVE
     for obj in objects:
         record = parse_record(obj)
         key = record_key_of(record)
         salt = derive(key, 1)
         commitment = _sha256(COMMIT_DOMAIN + salt + record.canonical_bytes()).digest()
-        leaf_hashes.append(leaf_hash(key, 1, LeafStatus.ACTIVE, ZERO_HASH, commitment))
+        leaf_hashes.append(leaf_hash(key, 1, active, ZERO_HASH, commitment))
     return leaf_hashes
 
 
