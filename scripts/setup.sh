@@ -22,7 +22,17 @@ fi
 npm_stamp=$(stamp package-lock.json)
 if [ "$(cat node_modules/.credit-ledger-stamp 2>/dev/null)" != "$npm_stamp" ]; then
   echo "setup: installing npm packages from package-lock.json (solc-js, anvil, ganache, OpenZeppelin)"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm ci` refuses this lock: npm 11 records only the host's optional anvil binary
+  # (@foundry-rs/anvil-linux-amd64) yet demands the other platforms' entries. `npm install`
+  # installs exactly the locked versions; the check below fails if it had to change the lock.
+  cp package-lock.json node_modules.lock.tmp
+  npm install --no-audit --no-fund --loglevel=error
+  if ! cmp -s package-lock.json node_modules.lock.tmp; then
+    mv node_modules.lock.tmp package-lock.json
+    echo "setup: package.json and package-lock.json disagree; run npm install and commit the lock" >&2
+    exit 1
+  fi
+  rm -f node_modules.lock.tmp
   echo "$npm_stamp" > node_modules/.credit-ledger-stamp
 fi
 
