@@ -259,19 +259,21 @@ def _decompose_inclusion_proof(index: int, size: int) -> tuple[int, int]:
 
 def _chain_inner(seed: bytes, proof: Sequence[bytes], index: int) -> bytes:
     sha256, prefix = _sha256, _NODE_PREFIX
-    for level, node in enumerate(proof):
-        if (index >> level) & 1 == 0:
-            seed = sha256(prefix + seed + node).digest()
-        else:
+    for node in proof:  # bit k of index: is the seed the right child at level k?
+        if index & 1:
             seed = sha256(prefix + node + seed).digest()
+        else:
+            seed = sha256(prefix + seed + node).digest()
+        index >>= 1
     return seed
 
 
 def _chain_inner_right(seed: bytes, proof: Sequence[bytes], index: int) -> bytes:
     sha256, prefix = _sha256, _NODE_PREFIX
-    for level, node in enumerate(proof):
-        if (index >> level) & 1 == 1:
+    for node in proof:
+        if index & 1:
             seed = sha256(prefix + node + seed).digest()
+        index >>= 1
     return seed
 
 

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, ClassVar, Final
 
+from ledger._unchecked import unchecked_constructor
 from ledger.canonical import JsonObject
 from ledger.commitment import HASH_SIZE, MAX_VERSION, Leaf, LeafStatus, status_of
 from ledger.errors import ReceiptError, RecordError
 from ledger.merkle import root_from_inclusion_proof
-from ledger.records import Record, parse_record
-from ledger.regions import is_division_code
+from ledger.records import Record, parse_record, parse_record_fast
+from ledger.regions import PROVINCES, is_division_code
 
 __all__ = [
     "RECEIPT_FORMAT",
@@ -345,6 +346,15 @@ class Receipt:
     @classmethod
     def from_json(cls, obj: object) -> Receipt:
         """Parse a receipt's JSON object strictly; raise ReceiptError(field, reason)."""
+        if cls is Receipt:
+            parsed = _receipt_fast(obj, ())
+            if parsed is not None:
+                return parsed[0]
+        return cls._from_json_checked(obj)
+
+    @classmethod
+    def _from_json_checked(cls, obj: object) -> Receipt:
+        """The member-by-member parse: slower than the fast path, names every rejection."""
         members = _members(obj, "", _RECEIPT_MEMBERS)
         if members["format"] != RECEIPT_FORMAT or type(members["format"]) is not str:
             raise ReceiptError("format", f"unsupported format {members['format']!r}")
@@ -415,6 +425,15 @@ class Disclosure:
     @classmethod
     def from_json(cls, obj: object) -> Disclosure:
         """Parse a disclosure strictly: ReceiptError for receipt/salt, RecordError for record."""
+        if cls is Disclosure:
+            disclosure = _disclosure_fast(obj)
+            if disclosure is not None:
+                return disclosure
+        return cls._from_json_checked(obj)
+
+    @classmethod
+    def _from_json_checked(cls, obj: object) -> Disclosure:
+        """The member-by-member parse: slower than the fast path, names every rejection."""
         members = _members(obj, "", _DISCLOSURE_MEMBERS, document="disclosure")
         try:
             receipt = Receipt.from_json(members["receipt"])
@@ -436,3 +455,138 @@ class Disclosure:
             "record": self.record.to_json(),
             "salt": self.salt.hex(),
         }
+
+
+# --- fast path ------------------------------------------------------------------------------
+#
+# Verifying a disclosure from JSON was mostly parsing: ~40 µs, against ~10 µs for its 19
+# hashes. The fast path accepts exactly what the checked parse above accepts; it checks all
+# hex members of a receipt (and the salt) with one regex over their concatenation, decodes
+# them with one bytes.fromhex, and builds the frozen objects without running their
+# __post_init__ checks again. At the first doubt it returns None and the checked parse
+# runs, which names the field and reason of any rejection.
+
+_unchecked_chain: Final = unchecked_constructor(ChainAnchor)
+_unchecked_batch: Final = unchecked_constructor(BatchRef)
+_unchecked_leaf: Final = unchecked_constructor(Leaf)
+_unchecked_receipt: Final = unchecked_constructor(Receipt)
+_unchecked_disclosure: Final = unchecked_constructor(Disclosure)
+# The 32-byte hashes of a decoded receipt: tx hash, 4 leaf and batch hashes, a salt, proof.
+_HASH_SLICES: Final = tuple(
+    slice(offset, offset + HASH_SIZE)
+    for offset in range(0, (6 + MAX_PROOF_NODES) * HASH_SIZE, HASH_SIZE)
+)
+_LOWER_ADDRESS: Final = re.compile("0x[0-9a-f]{40}").fullmatch
+_STATUS_NAMES: Final = {status.status_name: status for status in LeafStatus}
+_ONLY_STR: Final = {str}
+_HASH_HEX: Final = {2 * HASH_SIZE}
+_ZERO_HASH: Final = bytes(HASH_SIZE)
+_PROVINCE_PREFIXES: Final = frozenset(PROVINCES)
+
+
+def _receipt_fast(obj: object, extra_hex: tuple[object, ...]) -> tuple[Receipt, bytes] | None:
+    """The receipt if the checked parse accepts ``obj``, and ``extra_hex`` (strings that
+    must be 64 lower-case hex digits) decoded and joined; None to let the checked parse decide.
+    """
+    if type(obj) is not dict or len(obj) != len(_RECEIPT_MEMBERS):
+        return None
+    try:
+        chain, batch, leaf, proof = obj["chain"], obj["batch"], obj["leaf"], obj["proof"]
+        if not (
+            obj["format"] == RECEIPT_FORMAT
+            and type(obj["format"]) is str
+            and obj["hash_alg"] == HASH_ALG
+            and type(obj["hash_alg"]) is str
+            and type(chain) is dict
+            and len(chain) == len(_CHAIN_MEMBERS)
+            and type(batch) is dict
+            and len(batch) == len(_BATCH_MEMBERS)
+            and type(leaf) is dict
+            and len(leaf) == len(_LEAF_MEMBERS)
+        ):
+            return None
+        chain_id, address = chain["chain_id"], chain["anchor_contract"]
+        tx_hash, block_number = chain["tx_hash"], chain["block_number"]
+        region, seq, root, size = batch["region"], batch["seq"], batch["root"], batch["size"]
+        index, record_key, version = leaf["index"], leaf["record_key"], leaf["version"]
+        status, prev_leaf, commitment = leaf["status"], leaf["prev_leaf"], leaf["commitment"]
+    except KeyError:
+        return None
+    hex_members = (root, record_key, prev_leaf, commitment, *extra_hex)
+    if not (
+        type(chain_id) is int
+        and 1 <= chain_id <= _MAX_JSON_INT
+        and type(block_number) is int
+        and 0 <= block_number <= _MAX_JSON_INT
+        and type(tx_hash) is str
+        and len(tx_hash) == 2 + 2 * HASH_SIZE
+        and tx_hash.startswith("0x")
+        and type(region) is int
+        and 100000 <= region <= 999999
+        and region // 10000 in _PROVINCE_PREFIXES  # is_division_code, inlined
+        and type(seq) is int
+        and 0 <= seq <= _MAX_JSON_INT
+        and type(size) is int
+        and 1 <= size <= _MAX_BATCH_SIZE
+        and type(index) is int
+        and 0 <= index < size
+        and type(version) is int
+        and 1 <= version <= MAX_VERSION
+        and type(status) is str
+        and type(proof) is list
+        and len(proof) <= MAX_PROOF_NODES
+        and set(map(type, hex_members)) == _ONLY_STR
+        and set(map(len, hex_members)) == _HASH_HEX
+        and (
+            not proof or (set(map(type, proof)) == _ONLY_STR and set(map(len, proof)) == _HASH_HEX)
+        )
+    ):
+        return None
+    leaf_status = _STATUS_NAMES.get(status)
+    if leaf_status is None:
+        return None
+    if type(address) is not str or _LOWER_ADDRESS(address) is None:
+        try:  # upper or EIP-55 mixed case: normalize_address checks the checksum
+            address = normalize_address(address, "chain.anchor_contract")
+        except ReceiptError:
+            return None
+    digits = tx_hash[2:] + "".join(hex_members) + "".join(proof)
+    try:
+        raw = bytes.fromhex(digits)
+    except ValueError:
+        return None
+    # fromhex also takes upper case and spaces; only lower-case hex comes back unchanged.
+    # (A regex over the ~1,300 digits took 9 µs, this round trip 2 µs.)
+    if raw.hex() != digits:
+        return None
+    hashes = tuple(map(raw.__getitem__, _HASH_SLICES[: len(raw) // HASH_SIZE]))
+    tx_hash_bytes, root_bytes, key_bytes, prev_bytes, commitment_bytes = hashes[:5]
+    if (version == 1) != (prev_bytes == _ZERO_HASH):
+        return None
+    proof_start = 1 + len(hex_members)
+    receipt = _unchecked_receipt(
+        _unchecked_chain(chain_id, address, tx_hash_bytes, block_number),
+        _unchecked_batch(region, seq, root_bytes, size),
+        index,
+        _unchecked_leaf(key_bytes, version, leaf_status, prev_bytes, commitment_bytes),
+        hashes[proof_start:],
+    )
+    return receipt, b"".join(hashes[5:proof_start])
+
+
+def _disclosure_fast(obj: object) -> Disclosure | None:
+    """The disclosure if the checked parse accepts ``obj``; None to let it decide."""
+    if type(obj) is not dict or len(obj) != len(_DISCLOSURE_MEMBERS):
+        return None
+    try:
+        receipt_json, record_json, salt = obj["receipt"], obj["record"], obj["salt"]
+    except KeyError:
+        return None
+    parsed = _receipt_fast(receipt_json, (salt,))
+    if parsed is None:
+        return None
+    record = parse_record_fast(record_json)
+    if record is None:
+        return None
+    receipt, salt_bytes = parsed
+    return _unchecked_disclosure(receipt, record, salt_bytes)

@@ -14,6 +14,7 @@ between 1900 and 2199; unknown members rejected; optional members are omitted, n
 from __future__ import annotations
 
 import dataclasses
+import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,10 +24,11 @@ from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, TypeVar
 
+from ledger._unchecked import unchecked_constructor
 from ledger.canonical import MAX_SAFE_INTEGER, JsonObject, JsonValue, encode_json_string
 from ledger.errors import RecordError
-from ledger.regions import is_division_code
-from ledger.uscc import validate_uscc
+from ledger.regions import PROVINCES, is_division_code
+from ledger.uscc import is_valid_uscc, validate_uscc
 
 __all__ = [
     "RECORD_SCHEMA",
@@ -36,6 +38,7 @@ __all__ = [
     "Payload",
     "PAYLOAD_TYPES",
     "parse_record",
+    "parse_record_fast",
     "record_type_of",
     "Registration",
     "AdministrativeLicense",
@@ -221,6 +224,58 @@ def _choice_array(values: tuple[str, ...]) -> str:
     return "[" + ",".join(map(encode_json_string, values)) + "]"
 
 
+def _quoted_join(values: tuple[str, ...] | list[str]) -> str:
+    """``_choice_array`` without the brackets, for enum values (which JCS never escapes)."""
+    return '"' + '","'.join(values) + '"'
+
+
+# Exactly the characters _Text._check_characters refuses: Unicode Cc is U+0000-U+001F and
+# U+007F-U+009F, Cs is U+D800-U+DFFF; free text may hold tab, line feed and carriage return.
+# A unit test checks both classes against unicodedata over every code point.
+_SINGLE_LINE_REFUSED: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]").search
+_MULTILINE_REFUSED: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]").search
+_ONLY_STR: Final = {str}
+
+# Every valid date string seen so far (YYYY-MM-DD, 1900-2199). Only valid strings are kept,
+# so the cache cannot grow past the ~110,000 dates of those years; a lookup is ~40 ns
+# against ~400 ns for fromisoformat, isoformat and the year check.
+_DATES: Final[dict[str, date]] = {}
+_known_date: Final = _DATES.get
+
+
+def _new_date(value: str) -> date | None:
+    """The date of a valid YYYY-MM-DD string in range (remembered), else None."""
+    try:
+        parsed = date.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.isoformat() != value or not _MIN_YEAR <= parsed.year <= _MAX_YEAR:
+        return None
+    _DATES[value] = parsed
+    return parsed
+
+
+class _Names:
+    """The globals of generated code: one private name per object."""
+
+    def __init__(self) -> None:
+        self.globals: dict[str, Any] = {}
+
+    def of(self, value: object, hint: str) -> str:
+        for name, known in self.globals.items():
+            if known is value:
+                return name
+        name = f"_{hint}_{len(self.globals)}"
+        self.globals[name] = value
+        return name
+
+    def compile(self, lines: list[str], function: str) -> Callable[..., Any]:
+        namespace = dict(self.globals)
+        exec("\n".join(lines), namespace)  # noqa: S102 - our own generated source
+        compiled: Callable[..., Any] = namespace[function]
+        return compiled
+
+
 class _Kind:
     """How one field is checked, read from JSON, written to JSON and to canonical JSON.
 
@@ -242,6 +297,29 @@ class _Kind:
 
     def to_json(self, value: Any) -> JsonValue:
         return value  # type: ignore[no-any-return]
+
+    # The fast path (see "fast path" below) is generated from these hooks.
+
+    def fast_lines(self, value: str, names: _Names) -> tuple[list[str], str]:
+        """Code accepting the JSON ``value`` exactly when ``from_json`` and ``check`` would.
+
+        Returns the lines, which ``return None`` on any doubt (and set ``escape`` when the
+        value may need JSON escapes beyond quote and backslash), and the expression of the
+        typed value once they have run (``value`` itself when the forms are the same).
+        """
+        raise NotImplementedError
+
+    def canonical_fragment(self, value: str, names: _Names, *, typed: bool, raw: bool) -> str:
+        """An f-string fragment writing ``value`` (typed or JSON form) as RFC 8785 text.
+
+        ``raw``: strings go between quotes unescaped, which is their RFC 8785 form unless
+        they hold a quote, a backslash or a control character (the caller checks).
+        """
+        return "{" + names.of(self.encode, "encode") + f"({value})}}"
+
+    def quotes(self, value: str) -> str:
+        """Expression: how many '"' the raw fragment of ``value`` writes."""
+        return "2"
 
 
 class _Text(_Kind):
@@ -271,6 +349,36 @@ class _Text(_Kind):
             raise RecordError(name, "must not start or end with whitespace")
         self._check_characters(value, name)
 
+    def fast_lines(self, value: str, names: _Names) -> tuple[list[str], str]:
+        # isprintable() is the quick test; a text it refuses may still be valid (a line
+        # break in free text, U+3000), which the regex of exactly the refused characters
+        # (Cc, Cs) decides without leaving the fast path. Only free text can then still
+        # hold a control character (tab, line break) that JSON escapes.
+        check = (
+            f"if not (type({value}) is str and 0 < len({value}) <= {self.max_length}"
+            f" and {value}.strip() == {value}):"
+        )
+        if not self.multiline:
+            bad = names.of(_SINGLE_LINE_REFUSED, "bad")
+            check = check[:-2] + f" and ({value}.isprintable() or {bad}({value}) is None)):"
+            return [check, "    return None"], value
+        bad = names.of(_MULTILINE_REFUSED, "bad")
+        return [
+            check,
+            "    return None",
+            f"if not {value}.isprintable():",
+            f"    if {bad}({value}) is not None:",
+            "        return None",
+            "    escape = True",
+        ], value
+
+    def canonical_fragment(self, value: str, names: _Names, *, typed: bool, raw: bool) -> str:
+        return (
+            f'"{{{value}}}"'
+            if raw
+            else super().canonical_fragment(value, names, typed=typed, raw=raw)
+        )
+
     def _check_characters(self, value: str, name: str) -> None:
         """Reject lone surrogates and control characters; other non-printables are text."""
         for position, char in enumerate(value):
@@ -296,6 +404,18 @@ class _Int(_Kind):
             raise RecordError(name, _type_reason(value, "an integer"))
         if not self.minimum <= value <= self.maximum:
             raise RecordError(name, f"must be between {self.minimum} and {self.maximum}")
+
+    def fast_lines(self, value: str, names: _Names) -> tuple[list[str], str]:
+        return [
+            f"if not (type({value}) is int and {self.minimum} <= {value} <= {self.maximum}):",
+            "    return None",
+        ], value
+
+    def canonical_fragment(self, value: str, names: _Names, *, typed: bool, raw: bool) -> str:
+        return f"{{{value}}}"  # an int formats as str(int): JCS for safe integers
+
+    def quotes(self, value: str) -> str:
+        return "0"
 
 
 class _Date(_Kind):
@@ -326,6 +446,23 @@ class _Date(_Kind):
     def to_json(self, value: Any) -> JsonValue:
         return value.isoformat()  # type: ignore[no-any-return]
 
+    def fast_lines(self, value: str, names: _Names) -> tuple[list[str], str]:
+        known, parse = names.of(_known_date, "known_date"), names.of(_new_date, "new_date")
+        typed = value + "_date"
+        return [
+            f"if type({value}) is not str:",
+            "    return None",
+            f"{typed} = {known}({value})",
+            f"if {typed} is None:",
+            f"    {typed} = {parse}({value})",
+            f"    if {typed} is None:",
+            "        return None",
+        ], typed
+
+    def canonical_fragment(self, value: str, names: _Names, *, typed: bool, raw: bool) -> str:
+        # A valid JSON date is its own isoformat(): from_json insists on the round trip.
+        return f'"{{{value}.isoformat()}}"' if typed else f'"{{{value}}}"'
+
 
 class _Choice(_Kind):
     """One value of a StrEnum; members are str, so they encode as their value."""
@@ -353,6 +490,18 @@ class _Choice(_Kind):
 
     def to_json(self, value: Any) -> JsonValue:
         return str.__str__(value)
+
+    def fast_lines(self, value: str, names: _Names) -> tuple[list[str], str]:
+        by_value = names.of(self.by_value, "by_value")
+        typed = value + "_member"
+        return [
+            f"{typed} = {by_value}.get({value}) if type({value}) is str else None",
+            f"if {typed} is None:",
+            "    return None",
+        ], typed
+
+    def canonical_fragment(self, value: str, names: _Names, *, typed: bool, raw: bool) -> str:
+        return f'"{{{names.of(str.__str__, "str")}({value})}}"' if typed else f'"{{{value}}}"'
 
 
 class _ChoiceList(_Kind):
@@ -390,6 +539,33 @@ class _ChoiceList(_Kind):
 
     def to_json(self, value: Any) -> JsonValue:
         return [str.__str__(item) for item in value]
+
+    def members_of(self, value: Any) -> tuple[StrEnum, ...] | None:
+        """The members if ``from_json`` and ``check`` accept ``value``; None otherwise."""
+        if type(value) is not list or not value or set(map(type, value)) != _ONLY_STR:
+            return None
+        members = tuple(map(self.choice.by_value.get, value))
+        if None in members or len(set(members)) != len(members):
+            return None
+        return members  # type: ignore[return-value]
+
+    def fast_lines(self, value: str, names: _Names) -> tuple[list[str], str]:
+        typed = value + "_members"  # members_of, inlined
+        only_str, by_value = names.of(_ONLY_STR, "only_str"), names.of(self.choice.by_value, "by")
+        return [
+            f"if type({value}) is not list or not {value}"
+            f" or set(map(type, {value})) != {only_str}:",
+            "    return None",
+            f"{typed} = tuple(map({by_value}.get, {value}))",
+            f"if None in {typed} or len(set({typed})) != len({typed}):",
+            "    return None",
+        ], typed
+
+    def canonical_fragment(self, value: str, names: _Names, *, typed: bool, raw: bool) -> str:
+        return f"[{{{names.of(_quoted_join, 'quoted_join')}({value})}}]"
+
+    def quotes(self, value: str) -> str:
+        return f"2 * len({value})"
 
 
 def _name(max_length: int = _NAME_MAX) -> dict[str, _Kind]:
@@ -434,8 +610,8 @@ class _Schema:
     required: frozenset[str]
     allowed: frozenset[str]
     converters: tuple[tuple[str, Callable[[Any, str], Any]], ...]  # JSON form -> typed form
-    canonical_values_of: Callable[[object], tuple[Any, ...]]  # values in RFC 8785 key order
-    canonical_members: tuple[tuple[str, Callable[[Any], str]], ...]  # '"key":', encoder
+    canonical_text: Callable[[Payload], str]  # generated: _compile_canonical_text
+    kinds: dict[str, _Kind]  # for the fast parser, generated once Record exists
 
 
 def _schema_of(cls: type) -> _Schema:
@@ -443,8 +619,6 @@ def _schema_of(cls: type) -> _Schema:
     kinds: dict[str, _Kind] = {f.name: f.metadata[_KIND] for f in fields}
     names = tuple(kinds)
     required = frozenset(f.name for f in fields if f.default is dataclasses.MISSING)
-    # Field names are ASCII, so code-point order is RFC 8785's UTF-16 order.
-    ordered = tuple(sorted(names))
     # attrgetter of two or more names returns a tuple; every payload has at least two fields.
     assert len(names) >= 2, cls
     return _Schema(
@@ -455,11 +629,66 @@ def _schema_of(cls: type) -> _Schema:
         required=required,
         allowed=frozenset(names),
         converters=tuple((name, kinds[name].from_json) for name in names if kinds[name].converts),
-        canonical_values_of=attrgetter(*ordered),
-        canonical_members=tuple(
-            (encode_json_string(name) + ":", kinds[name].encode) for name in ordered
-        ),
+        canonical_text=_compile_canonical_text(cls, kinds, required),
+        kinds=kinds,
     )
+
+
+def _compile_canonical_text(
+    cls: type, kinds: dict[str, _Kind], required: frozenset[str]
+) -> Callable[..., Any]:
+    """Generate ``payload -> RFC 8785 text`` for one payload class (see canonical_text)."""
+    names = _Names()
+    ordered = sorted(kinds)  # ASCII names: code-point order is RFC 8785's order
+    variables = {name: f"value_{index}" for index, name in enumerate(ordered)}
+    values_of = names.of(attrgetter(*ordered), "values_of")
+    members, lines = _canonical_members(ordered, kinds, required, variables, names, typed=True)
+    source = [
+        "def canonical_text(payload):",
+        f"    {', '.join(variables[name] for name in ordered)} = {values_of}(payload)",
+        *lines,
+        f"    return f'{{{{{members}}}}}'",
+    ]
+    return names.compile(source, "canonical_text")
+
+
+def _canonical_members(
+    ordered: list[str],
+    kinds: dict[str, _Kind],
+    required: frozenset[str],
+    variables: dict[str, str],
+    names: _Names,
+    *,
+    typed: bool,
+    raw: bool = False,
+    indent: str = "    ",
+) -> tuple[str, list[str]]:
+    """The members of an RFC 8785 object as an f-string body, and the lines it needs first.
+
+    Each optional member is a variable, empty when the value is None. Members after the
+    first required one are written with a leading comma, optional ones before it with a
+    trailing comma, so no comma is ever left over.
+    """
+    first_required = min(ordered.index(name) for name in required)
+    lines, pieces = [], []
+    for position, name in enumerate(ordered):
+        fragment = kinds[name].canonical_fragment(variables[name], names, typed=typed, raw=raw)
+        member = f'"{name}":{fragment}'
+        if position < first_required:
+            member += ","
+        elif position > first_required:
+            member = "," + member
+        assert "'" not in member and "\\" not in member, member
+        if name in required:
+            pieces.append(member)
+        else:
+            text = f"{variables[name]}_text"
+            lines.append(f"{indent}{text} = '' if {variables[name]} is None else f'{member}'")
+            pieces.append(f"{{{text}}}")
+    return "".join(pieces), lines
+
+
+_MISSING: Final = object()
 
 
 _P = TypeVar("_P", bound="Payload")
@@ -527,15 +756,7 @@ class Payload:
 
     def canonical_text(self) -> str:
         """RFC 8785 serialisation of ``to_json()`` as text, built without the dict."""
-        schema = self._schema
-        members = [
-            key + encode(value)
-            for (key, encode), value in zip(
-                schema.canonical_members, schema.canonical_values_of(self), strict=True
-            )
-            if value is not None
-        ]
-        return "{" + ",".join(members) + "}"
+        return self._schema.canonical_text(self)
 
 
 def _not_before(later: date | None, earlier: date, later_name: str, earlier_name: str) -> None:
@@ -741,8 +962,19 @@ def _check_region(region: object) -> None:
     raise RecordError("region", f"{region} is not a GB/T 2260 division code")
 
 
+class _CanonicalCache:
+    """A slot for a record's canonical bytes, outside the dataclass fields.
+
+    Not a field, so equality, hashing, repr, ``fields()`` and pickling ignore it; the
+    record is frozen, so the bytes can never go stale.
+    """
+
+    __slots__ = ("_canonical",)
+    _canonical: bytes
+
+
 @dataclass(frozen=True, slots=True)
-class Record:
+class Record(_CanonicalCache):
     """One credit record (DESIGN §3), validated on construction.
 
     ``data`` is the payload class of ``record_type`` (see ``PAYLOAD_TYPES``).
@@ -773,6 +1005,15 @@ class Record:
     @classmethod
     def from_json(cls, obj: object) -> Record:
         """Parse a record's JSON object strictly (see ``parse_record``)."""
+        if cls is Record:
+            record = parse_record_fast(obj)
+            if record is not None:
+                return record
+        return cls._from_json_checked(obj)
+
+    @classmethod
+    def _from_json_checked(cls, obj: object) -> Record:
+        """The field-by-field parse: slower than the fast path, and names every rejection."""
         if type(obj) is not dict:
             raise RecordError("record", _type_reason(obj, "a JSON object"))
         members = obj.keys()
@@ -814,15 +1055,198 @@ class Record:
 
     def canonical_bytes(self) -> bytes:
         """``canonical(record)`` of DESIGN §3 (RFC 8785, UTF-8), without building the dict."""
+        try:
+            return self._canonical  # written by parse_record, or by an earlier call
+        except AttributeError:
+            pass
         # Keys in RFC 8785 order: data, issued_at, issued_by, record_id, record_type,
         # region, schema, uscc. A property test pins this against rfc8785.dumps.
-        return (
+        canonical = (
             f'{{"data":{self.data.canonical_text()},"issued_at":"{self.issued_at.isoformat()}",'
             f'"issued_by":{encode_json_string(self.issued_by)},'
             f'"record_id":{encode_json_string(self.record_id)},'
             f'"record_type":"{_TYPE_NAMES[self.record_type]}","region":{self.region},'
             f'"schema":"{RECORD_SCHEMA}","uscc":"{self.uscc}"}}'
         ).encode()
+        _set_canonical(self, canonical)
+        return canonical
+
+
+# --- fast path ------------------------------------------------------------------------------
+#
+# parse_record runs for every record taken in and every disclosure verified. The checks
+# above took ~16 µs a record, most of it in per-field calls and in frozen-dataclass
+# assignment. The fast path accepts exactly what they accept, in straight-line code
+# generated per payload type (_compile_payload); it assigns the slots directly, since every
+# value is already checked, and writes the canonical bytes from the JSON values while they
+# are at hand. At the first doubt it returns None and the checked parse runs, so every
+# rejection still names its field and reason. Property tests compare the two paths.
+
+_set_canonical: Final = _CanonicalCache.__dict__["_canonical"].__set__
+_unchecked_record: Final = unchecked_constructor(Record, "_canonical")
+_PROVINCE_PREFIXES: Final = frozenset(PROVINCES)
+
+
+def _compile_record_parser(payload_class: type[Payload]) -> Callable[..., Record | None]:
+    """Generate the fast parser of records of one type: payload checks, objects, canonical.
+
+    Straight-line code, as dataclasses generates ``__init__``: no loop over fields, no call
+    per field but the C ones. It assigns the payload's slots directly, since every value is
+    already checked, and runs ``_check_consistency`` as ``__post_init__`` would.
+    """
+    schema = payload_class._schema
+    kinds, required = schema.kinds, schema.required
+    names = _Names()
+    missing = names.of(_MISSING, "missing")
+    fields = list(kinds)
+    optional = [name for name in fields if name not in required]
+    json_vars = {name: f"value_{index}" for index, name in enumerate(fields)}
+    typed_vars: dict[str, str] = {}
+    checks: dict[str, list[str]] = {}
+    for name in fields:
+        checks[name], typed_vars[name] = kinds[name].fast_lines(json_vars[name], names)
+
+    # The quotes of the raw canonical text when no value holds one: two per member name,
+    # plus those around string values; the envelope's are fixed (data, issued_at, issued_by,
+    # record_id, record_type, region, schema, uscc).
+    counts = [kinds[name].quotes(json_vars[name]) for name in fields if name in required]
+    fixed = 2 + 4 + 4 + 4 + 4 + 2 + 4 + 4 + 2 * len(counts)
+    fixed += sum(int(count) for count in counts if count.isdigit())
+    quotes = " + ".join([str(fixed), *(count for count in counts if not count.isdigit())])
+    source = [
+        "def parse(data, region, uscc, record_type, type_name, record_id, issued_by,"
+        " issued_at, issued_on):",
+        "    escape = False",
+        "    try:",
+        *(f"        {json_vars[name]} = data[{name!r}]" for name in fields if name in required),
+        "    except KeyError:",
+        "        return None",
+        f"    quotes = {quotes}",
+    ]
+    for name in fields:
+        if name in required:
+            source += ["    " + line for line in checks[name]]
+    if optional:
+        # Most records omit most optional members: count first, look up only if present.
+        absent = [json_vars[name] for name in optional]
+        absent += [typed_vars[name] for name in optional if typed_vars[name] != json_vars[name]]
+        source += [f"    if len(data) == {len(required)}:", f"        {' = '.join(absent)} = None"]
+        source += ["    else:", f"        unknown = len(data) - {len(required)}"]
+        for name in optional:
+            value = json_vars[name]
+            none = f"{value} = None"
+            if typed_vars[name] != value:
+                none += f"; {typed_vars[name]} = None"
+            source += [
+                f"        {value} = data.get({name!r}, {missing})",
+                f"        if {value} is {missing}:",
+                f"            {none}",
+                "        else:",
+                "            unknown -= 1",
+                f"            quotes += 2 + {kinds[name].quotes(value)}",
+                *("            " + line for line in checks[name]),
+            ]
+        source += ["        if unknown:", "            return None"]
+    else:
+        source += [f"    if len(data) != {len(required)}:", "        return None"]
+    source += [f"    payload = {names.of(object.__new__, 'new')}({names.of(payload_class, 'cls')})"]
+    for name in fields:
+        setter = names.of(payload_class.__dict__[name].__set__, f"set_{name}")
+        source.append(f"    {setter}(payload, {typed_vars[name]})")
+    if payload_class._check_consistency is not Payload._check_consistency:
+        source += [
+            "    try:",
+            "        payload._check_consistency()",
+            f"    except {names.of(RecordError, 'RecordError')}:",
+            "        return None",
+        ]
+    # Strings go in unescaped when no escape can be needed: no control character (the
+    # checks above), no backslash, and no quote but those written around names and
+    # strings. Otherwise, rarely, the text is written again through the JSON encoder.
+    # The test runs on the UTF-8 bytes: counting in bytes is memchr, in UCS-2 text a loop.
+    ordered = sorted(fields)
+    encode = names.of(encode_json_string, "encode")
+    for raw, indent in ((True, "    "), (False, "        ")):
+        members, lines = _canonical_members(
+            ordered, kinds, required, json_vars, names, typed=False, raw=raw, indent=indent
+        )
+        issued_by, record_id = (
+            ('"{issued_by}"', '"{record_id}"')
+            if raw
+            else (f"{{{encode}(issued_by)}}", f"{{{encode}(record_id)}}")
+        )
+        source += lines
+        source.append(
+            f'{indent}text = f\'{{{{"data":{{{{{members}}}}},"issued_at":"{{issued_at}}",'
+            f'"issued_by":{issued_by},"record_id":{record_id},'
+            f'"record_type":"{{type_name}}","region":{{region}},'
+            f'"schema":"{RECORD_SCHEMA}","uscc":"{{uscc}}"}}}}\''
+        )
+        source.append(f"{indent}canonical = text.encode()")
+        if raw:
+            source.append(
+                "    if escape or b'\\\\' in canonical or canonical.count(b'\"') != quotes:"
+            )
+    record = names.of(_unchecked_record, "record")
+    source.append(
+        f"    return {record}(region, uscc, record_type, record_id, issued_by, issued_on,"
+        " payload, canonical)"
+    )
+    return names.compile(source, "parse")
+
+
+_PARSE_RECORD: Final = {
+    record_type: _compile_record_parser(payload_class)
+    for record_type, payload_class in PAYLOAD_TYPES.items()
+}
+
+
+def parse_record_fast(obj: object) -> Record | None:
+    """``parse_record(obj)`` if it accepts ``obj`` (on the fast path); else None, not an error.
+
+    For callers that add their own context to errors: on None, ``parse_record`` names the
+    field and reason.
+    """
+    if type(obj) is not dict or len(obj) != len(_ENVELOPE_FIELDS):
+        return None
+    try:  # eight members, all present: exactly the envelope
+        schema = obj["schema"]
+        region = obj["region"]
+        uscc = obj["uscc"]
+        type_name = obj["record_type"]
+        record_id = obj["record_id"]
+        issued_by = obj["issued_by"]
+        issued_at = obj["issued_at"]
+        data = obj["data"]
+    except KeyError:
+        return None
+    if not (
+        type(schema) is str
+        and schema == RECORD_SCHEMA
+        and type(region) is int
+        and 100000 <= region <= 999999
+        and region // 10000 in _PROVINCE_PREFIXES
+        and is_valid_uscc(uscc)
+        and type(type_name) is str
+        and type(record_id) is str
+        and 0 < len(record_id) <= _IDENT_MAX
+        and record_id.strip() == record_id
+        and (record_id.isprintable() or _SINGLE_LINE_REFUSED(record_id) is None)
+        and type(issued_by) is str
+        and 0 < len(issued_by) <= _NAME_MAX
+        and issued_by.strip() == issued_by
+        and (issued_by.isprintable() or _SINGLE_LINE_REFUSED(issued_by) is None)
+        and type(issued_at) is str
+        and type(data) is dict
+    ):
+        return None
+    record_type = _TYPE_BY_NAME.get(type_name)
+    issued_on = _known_date(issued_at) or _new_date(issued_at)
+    if record_type is None or issued_on is None:
+        return None
+    return _PARSE_RECORD[record_type](
+        data, region, uscc, record_type, type_name, record_id, issued_by, issued_at, issued_on
+    )
 
 
 def parse_record(obj: object) -> Record:
@@ -830,4 +1254,7 @@ def parse_record(obj: object) -> Record:
 
     The JSON form round-trips exactly: ``parse_record(obj).to_json() == obj``.
     """
-    return Record.from_json(obj)
+    record = parse_record_fast(obj)
+    if record is None:
+        record = Record._from_json_checked(obj)
+    return record

@@ -8,7 +8,14 @@ from typing import Final
 from ledger.errors import RecordError
 from ledger.regions import NATIONAL_DIVISION_CODE, PROVINCES
 
-__all__ = ["USCC_CHARSET", "USCC_LENGTH", "validate_uscc", "uscc_check_char", "make_uscc"]
+__all__ = [
+    "USCC_CHARSET",
+    "USCC_LENGTH",
+    "validate_uscc",
+    "is_valid_uscc",
+    "uscc_check_char",
+    "make_uscc",
+]
 
 USCC_CHARSET: Final = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 """The 31 characters of GB 32100-2015 (digits and upper-case letters without I, O, Z, S, V)."""
@@ -22,13 +29,20 @@ _WELL_FORMED: Final = re.compile(f"[{USCC_CHARSET}]{{{USCC_LENGTH}}}")
 
 # The weights are 3^i mod 31, and 34 ≡ 3 (mod 31), so Σ value_i · weight_i ≡ the base-34
 # number whose digits (least significant first) are the character values. int(…, 34)
-# evaluates that in C: measured ~2x faster than a Python-level weighted sum.
-_AS_BASE34_DIGITS: Final = str.maketrans(USCC_CHARSET, "0123456789abcdefghijklmnopqrstu")
+# evaluates that in C: measured ~2x faster than a Python-level weighted sum, and a bytes
+# translation table ~3x faster again than str.translate, which looks up a dict per character.
+_AS_BASE34_DIGITS: Final = bytes.maketrans(
+    USCC_CHARSET.encode("ascii"), b"0123456789abcdefghijklmnopqrstu"
+)
+
+
+# The check character of a weighted sum, by the sum modulo 31.
+_CHECK_CHARS: Final = "".join(USCC_CHARSET[(31 - total) % 31] for total in range(31))
 
 
 def _weighted_check_char(first17: str) -> str:
-    total = int(first17[::-1].translate(_AS_BASE34_DIGITS), 34)
-    return USCC_CHARSET[(31 - total % 31) % 31]
+    """Check character of 17 characters of ``USCC_CHARSET`` (callers have checked them)."""
+    return _CHECK_CHARS[int(first17[::-1].encode("ascii").translate(_AS_BASE34_DIGITS), 34) % 31]
 
 
 def _charset_error(code: str, field: str) -> RecordError:
@@ -66,6 +80,27 @@ def validate_uscc(code: object, *, field: str = "uscc") -> str:
     if code[17] != expected:
         raise RecordError(field, f"check character is {code[17]!r}, expected {expected!r}")
     return code
+
+
+# Everything validate_uscc checks before the check character, in one regex: characters 3-8
+# are six digits whose first two are a province, or the national code 100000.
+_VALID_FORM: Final = re.compile(
+    f"[{USCC_CHARSET}]{{2}}"
+    f"(?:(?:{'|'.join(f'{prefix:02d}' for prefix in sorted(PROVINCES))})[0-9]{{4}}"
+    f"|{NATIONAL_DIVISION_CODE})"
+    f"[{USCC_CHARSET}]{{10}}"
+).fullmatch
+
+
+def is_valid_uscc(code: object) -> bool:
+    """Tell whether ``validate_uscc`` accepts ``code``, without building an error."""
+    # _weighted_check_char inlined: this runs once per record parsed.
+    return (
+        type(code) is str
+        and _VALID_FORM(code) is not None
+        and _CHECK_CHARS[int(code[16::-1].encode().translate(_AS_BASE34_DIGITS), 34) % 31]
+        == code[17]
+    )
 
 
 def uscc_check_char(first17: str) -> str:

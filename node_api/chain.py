@@ -65,6 +65,7 @@ class ChainGateway:
                     self.signer,
                     chain_id=deployment.chain_id,
                     request_timeout=self.settings.chain_timeout_seconds,
+                    receipt_timeout=self.settings.chain_receipt_timeout_seconds,
                 )
                 self._deployment = deployment
                 self._client = client

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     rpc_url: str = "http://127.0.0.1:8545"
     deployment_file: Path = Path(".local/deployment.json")
     chain_timeout_seconds: float = Field(10.0, gt=0)
+    # A sent transaction not mined within this time is looked up: if the node no longer
+    # knows it (dropped from the pool), the batch is resent with a fresh nonce.
+    chain_receipt_timeout_seconds: float = Field(120.0, gt=0)
 
     # --- identity
     region: int = Field(110000, ge=1, le=2**32 - 1)
@@ -80,6 +83,9 @@ class Settings(BaseSettings):
     # --- limits and caches
     max_records_per_request: int = Field(10_000, ge=1)
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    # A request body that stalls this long between chunks is answered 408 and its connection
+    # closed: a client trickling a body must not hold a connection (and its buffer) forever.
+    request_body_timeout_seconds: float = Field(30.0, gt=0)
     proof_cache_batches: int = Field(8, ge=0)
 
     # --- logging

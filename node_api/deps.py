@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from fastapi import Depends, Request
 
 from node_api.auth import Principal
-from node_api.errors import BadRequest, Forbidden, PayloadTooLarge
+from node_api.errors import BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
 from node_api.services import Services
 
 __all__ = [
+    "MAX_SEQ",
+    "MAX_ROW_ID",
+    "MAX_VERSION",
+    "RECORD_KEY_PATTERN",
+    "USCC_PATTERN",
     "get_services",
     "ServicesDep",
     "CallerDep",
@@ -23,7 +28,20 @@ __all__ = [
     "HistoryReader",
     "Auditor",
     "JsonBody",
+    "parse_json",
+    "require_media_type",
 ]
+
+
+# Bounds of numbers taken from requests. Seqs are uint64 on chain but the database stores
+# signed 64-bit integers: an unbounded query parameter reached SQLite as an OverflowError
+# (HTTP 500) before these bounds were declared.
+MAX_SEQ: Final = 2**63 - 1
+MAX_ROW_ID: Final = 2**63 - 1
+MAX_VERSION: Final = 2**32 - 1  # uint32 on chain
+RECORD_KEY_PATTERN: Final = "^[0-9a-f]{64}$"
+# GB 32100-2015 characters; the check character is verified by ledger.validate_uscc.
+USCC_PATTERN: Final = "^[0-9A-HJ-NPQRTUWXY]{18}$"
 
 
 def get_services(request: Request) -> Services:
@@ -65,19 +83,52 @@ HistoryReader = Annotated[Principal, Depends(require("operator", "auditor", "mem
 Auditor = Annotated[Principal, Depends(require("auditor"))]
 
 
+def require_media_type(request: Request, *accepted: str) -> None:
+    """Raise UnsupportedMediaType if the body is declared as anything but ``accepted``.
+
+    A body without a Content-Type is read as the route's type (clients and scripts post
+    them); one declared as something else (a form, XML, text) is refused, not guessed at.
+    """
+    declared = request.headers.get("content-type")
+    if declared is None:
+        return
+    media_type = declared.split(";", 1)[0].strip().lower()
+    if media_type not in accepted:
+        raise UnsupportedMediaType(
+            f"send the body as {' or '.join(accepted)}, not {media_type or 'an empty type'}",
+            accepted=list(accepted),
+        )
+
+
+def parse_json(body: bytes) -> Any:
+    """A request body as JSON: strict UTF-8 (RFC 8259 §8.1), no BOM; BadRequest otherwise."""
+    try:
+        # json.loads(bytes) would also take UTF-16/32 and a leading BOM.
+        return json.loads(body.decode("utf-8"))
+    except ValueError as e:  # not UTF-8, not JSON, or an integer of over 4,300 digits
+        raise BadRequest(f"body is not JSON: {e}") from None
+    except RecursionError:
+        # Bounded by the recursion limit create_app sets (see node_api.main).
+        raise BadRequest("body is not acceptable JSON: nested too deeply") from None
+
+
 async def read_json_body(request: Request, services: ServicesDep) -> Any:
     """The request body parsed as JSON, bounded by ``max_body_bytes``."""
+    require_media_type(request, "application/json")
     limit = services.settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body over {limit} bytes")
-    body = await request.body()
-    if len(body) > limit:
-        raise PayloadTooLarge(f"request body over {limit} bytes")
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadRequest(f"body is not JSON: {e}") from None
+    chunks: list[bytes] = []
+    received = 0
+    # Read as it arrives and stop at the limit: a chunked body has no Content-Length, and
+    # request.body() would buffer all of it first.
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLarge(f"request body over {limit} bytes")
+        chunks.append(chunk)
+    return parse_json(b"".join(chunks))
 
 
 JsonBody = Annotated[Any, Depends(read_json_body)]

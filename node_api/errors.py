@@ -6,7 +6,12 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import (
     ChainError,
@@ -28,9 +33,12 @@ __all__ = [
     "NotAnchored",
     "BadRequest",
     "PayloadTooLarge",
+    "UnsupportedMediaType",
     "Unavailable",
     "NotImplementedYet",
     "IntakeRecordError",
+    "ErrorBody",
+    "ERROR_RESPONSES",
     "install_error_handlers",
 ]
 
@@ -101,6 +109,13 @@ class PayloadTooLarge(NodeError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(NodeError):
+    """The body is not of the media type the route reads."""
+
+    status_code = 415
+    code = "unsupported_media_type"
+
+
 class Unavailable(NodeError):
     """A dependency (chain, deployment, signer key) the request needs is missing."""
 
@@ -122,6 +137,36 @@ class IntakeRecordError(RecordError):
         super().__init__(field, reason)
         self.index = index
         self.errors = errors
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer: a stable machine-readable code, then details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(description="stable error code, e.g. forbidden, invalid_record")
+    message: str | None = Field(None, description="what went wrong, for humans")
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+# Documented on every API route (the OpenAPI schema is what clients and the fuzz suite
+# hold the node to): each status the node answers with an ErrorBody.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error_response("malformed request: not JSON, wrong shape, missing X-Purpose"),
+    401: _error_response("no or invalid credentials (API key, member signature, replay)"),
+    403: _error_response("authenticated, but this role may not do this"),
+    404: _error_response("no such record, version, batch, report or region"),
+    408: _error_response("the request body stalled; the connection is closed"),
+    409: _error_response("conflicts with the stored state, or not anchored yet"),
+    413: _error_response("too many records or bytes in one request"),
+    415: _error_response("the request body is not of a supported media type"),
+    422: _error_response("the request or a record, receipt or package in it is invalid"),
+    502: _error_response("another region's node or the chain refused what this node sent"),
+    503: _error_response("the chain or the database is unavailable; retry later"),
+}
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
@@ -194,6 +239,22 @@ async def _chain_error(_: Request, exc: Exception) -> JSONResponse:
     return _json(503, {"error": "chain_unavailable", "message": str(exc)}, {"Retry-After": "5"})
 
 
+async def _storage_error(_: Request, exc: Exception) -> JSONResponse:
+    # Disk full, database read-only, I/O error, connection lost: the transaction was rolled
+    # back as a whole, so the client can retry the same request once storage is back.
+    assert isinstance(exc, OperationalError)
+    reason = str(exc.orig) if exc.orig is not None else str(exc)
+    _log.error("database refused the request", extra={"error": reason})
+    return _json(
+        503,
+        {
+            "error": "storage_unavailable",
+            "message": f"the database refused the operation ({reason}); rolled back, retry later",
+        },
+        {"Retry-After": "30"},
+    )
+
+
 async def _compile_error(_: Request, exc: Exception) -> JSONResponse:
     return _json(500, {"error": "toolchain", "message": str(exc)})
 
@@ -203,8 +264,49 @@ async def _ledger_error(_: Request, exc: Exception) -> JSONResponse:
     return _json(500, {"error": "ledger_error", "message": str(exc)})
 
 
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Only where and what: echoing "input" would reflect (and re-serialise, recursively)
+    # whatever the client sent, however large or deeply nested.
+    errors = [
+        {"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": e.get("msg")}
+        for e in exc.errors()
+    ]
+    errors = jsonable_encoder(errors)
+    first = errors[0] if errors else {}
+    location = [str(part) for part in first.get("loc", ())]
+    where = ".".join(location)
+    return _json(
+        422,
+        {
+            "error": "invalid_request",
+            # The parameter or body field, named as the record errors name theirs.
+            "field": ".".join(location[1:]) or where,
+            "message": f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request",
+            "detail": errors,
+        },
+    )
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "payload_too_large",
+}
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    return _json(exc.status_code, {"error": code, "message": str(exc.detail)}, exc.headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers; Starlette picks the most specific class along the MRO."""
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(NodeError, _node_error)
     app.add_exception_handler(RecordError, _record_error)
     app.add_exception_handler(ReceiptError, _receipt_error)
@@ -213,4 +315,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ContractError, _contract_error)
     app.add_exception_handler(ChainError, _chain_error)
     app.add_exception_handler(CompileError, _compile_error)
+    app.add_exception_handler(OperationalError, _storage_error)
     app.add_exception_handler(LedgerError, _ledger_error)

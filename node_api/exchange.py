@@ -173,6 +173,8 @@ _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _SIGNATURE = re.compile(r"^0x[0-9a-fA-F]{130}$")
 _U32 = 2**32 - 1
 _U64 = 2**64 - 1
+# secp256k1 group order: a signature with s above half of it has a twin (n - s, v flipped).
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 class PackageRejected(NodeError):
@@ -625,6 +627,7 @@ class _BatchTally:
     covered: set[int] = field(default_factory=set)
     counts: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    anchoring_tx: bytes | None = None  # from the BatchAnchored event, looked up once
 
     @property
     def anchored(self) -> bool:
@@ -705,7 +708,7 @@ def _read_trailer(package: IO[bytes]) -> _Trailer:
         raise PackageRejected("the package is empty: no trailer line")
     try:
         trailer = json.loads(held)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # not UTF-8, not JSON, too deep, huge ints
         raise PackageRejected(
             f"the last line is not a JSON trailer: {e}", field="trailer"
         ) from None
@@ -749,6 +752,15 @@ def _check_signature(services: Any, trailer: _Trailer) -> None:
             "the package is signed for another EIP-712 domain (chain or contract) than this node's",
             expected_domain=expected,
             domain=trailer.domain,
+        )
+    raw = bytes.fromhex(trailer.signature[2:])
+    r, s, v = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big"), raw[64]
+    if v not in (27, 28) or not 0 < r < _SECP256K1_N or not 0 < s <= _SECP256K1_N // 2:
+        # Only the canonical encoding (v 27/28, low s, as EIP-2 and OpenZeppelin's ECDSA
+        # require): eth-keys also recovers v = 59, 91, 155 (read as EIP-155 values) to the
+        # same signer, so a package could otherwise change bytes and still verify.
+        raise PackageRejected(
+            "the manifest signature is not canonical (v must be 27 or 28, s in the lower half)"
         )
     try:
         recovered = recover_manifest_signer(
@@ -934,7 +946,7 @@ class _Verification:
         for line in chunk:
             try:
                 line.obj = json.loads(line.raw)
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            except (ValueError, RecursionError) as e:  # not UTF-8, not JSON, too deep, huge ints
                 line.error, line.field = f"not JSON: {e}", "line"
                 continue
             try:
@@ -1019,6 +1031,9 @@ class _Verification:
                     step_name="package",
                     reason=f"a second disclosure of leaf {index} of batch {seq}",
                 )
+            elif attributable and (wrong := self._wrong_pointer(line, tally)) is not None:
+                outcome = "tampered"
+                item.update(failed_step=None, step_name="anchor", reason=wrong)
         if attributable:
             assert tally is not None and index is not None
             tally.covered.add(index)
@@ -1026,6 +1041,38 @@ class _Verification:
             tally.counts[outcome] += 1
         item["outcome"] = outcome
         return outcome, item
+
+    def _wrong_pointer(self, line: _Line, tally: _BatchTally) -> str | None:
+        """Why the receipt's transaction or block is not where the chain anchored the batch.
+
+        DESIGN §5 verification proves the leaf against ``batchOf``; the receipt's tx_hash and
+        block_number are pointers it does not read. A package must not carry false ones: a
+        reader following them would look at some other transaction.
+        """
+        assert line.disclosure is not None and tally.chain is not None
+        pointer = line.disclosure.receipt.chain
+        if pointer.block_number != tally.chain.block_number:
+            return (
+                f"the receipt names block {pointer.block_number}; the chain anchored batch "
+                f"{tally.seq} in block {tally.chain.block_number}"
+            )
+        if tally.anchoring_tx is None:
+            chain, region, block = self.services.chain, self.region, tally.chain.block_number
+            events = chain.rpc(
+                "getLogs",
+                lambda: chain.anchor.batches_anchored(
+                    region, from_seq=tally.seq, to_seq=tally.seq, from_block=block, to_block=block
+                ),
+            )
+            if not events:
+                return f"no BatchAnchored event of batch {tally.seq} in block {block}"
+            tally.anchoring_tx = bytes.fromhex(str(events[0].tx_hash).removeprefix("0x"))
+        if pointer.tx_hash != tally.anchoring_tx:
+            return (
+                f"the receipt names transaction 0x{pointer.tx_hash.hex()}; batch {tally.seq} "
+                f"was anchored in 0x{tally.anchoring_tx.hex()}"
+            )
+        return None
 
     # -- storage of other regions' disclosures
 

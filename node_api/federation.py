@@ -275,7 +275,7 @@ def _ask_peer(
         if not isinstance(raw_items, list):
             summary.update(status="error", error="the answer has no items list")
             return summary, []
-    except (httpx.HTTPError, PeerUnavailable, ValueError) as e:
+    except (httpx.HTTPError, PeerUnavailable, ValueError, RecursionError) as e:
         message = e.message if isinstance(e, PeerUnavailable) else _describe(e)
         summary.update(status="unavailable", error=message)
         return summary, []

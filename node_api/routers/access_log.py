@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from node_api.db.tables import access_log
-from node_api.deps import Auditor, ServicesDep
+from node_api.deps import MAX_ROW_ID, RECORD_KEY_PATTERN, USCC_PATTERN, Auditor, ServicesDep
 
 __all__ = ["router"]
 
@@ -19,11 +19,13 @@ router = APIRouter(prefix="/v1", tags=["audit"])
 def list_access_log(
     services: ServicesDep,
     caller: Auditor,
-    uscc: str | None = None,
-    record_key: Annotated[str | None, Query(pattern="^[0-9a-f]{64}$")] = None,
-    principal: str | None = None,
-    since: Annotated[float | None, Query(description="unix seconds")] = None,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    uscc: Annotated[str | None, Query(pattern=USCC_PATTERN)] = None,
+    record_key: Annotated[str | None, Query(pattern=RECORD_KEY_PATTERN)] = None,
+    principal: Annotated[str | None, Query(max_length=200)] = None,
+    since: Annotated[
+        float | None, Query(description="unix seconds", ge=0, le=1e11, allow_inf_nan=False)
+    ] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Reads of record payloads by non-operators, newest first (auditors)."""

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from sqlalchemy import select
 
 from node_api.batches import batch_manifest, load_leaf_hashes
 from node_api.db.tables import batches
-from node_api.deps import AnyRole, Operator, ServicesDep
+from node_api.deps import MAX_SEQ, AnyRole, Operator, ServicesDep
 from node_api.errors import NotFound
 
 __all__ = ["router"]
@@ -40,7 +40,7 @@ def list_batches(
     caller: AnyRole,
     state: Annotated[str | None, Query(pattern="^(sealed|anchored|conflict)$")] = None,
     before_seq: Annotated[
-        int | None, Query(ge=0, description="page: batches below this seq")
+        int | None, Query(ge=0, le=MAX_SEQ, description="page: batches below this seq")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def list_batches(
 
 @router.get("/batches/{seq}")
 def get_batch(
-    seq: int,
+    seq: Annotated[int, Path(ge=0, le=MAX_SEQ)],
     services: ServicesDep,
     caller: AnyRole,
     leaves: Annotated[bool, Query(description="include the leaf hashes in batch order")] = False,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 import ledger
 from ledger.errors import ChainError
 from node_api.auth import record_access
-from node_api.deps import AnyRole, HistoryReader, ServicesDep
+from node_api.deps import USCC_PATTERN, AnyRole, HistoryReader, ServicesDep
 from node_api.errors import NotImplementedYet
 from node_api.receipts import VersionRow, build_receipt, latest_versions_of, load_versions
 
@@ -47,7 +47,9 @@ def _reader(services: Any) -> Any:
 
 
 @router.get("/{uscc}/status")
-def status(uscc: str, services: ServicesDep, caller: AnyRole) -> dict[str, Any]:
+def status(
+    uscc: Annotated[str, Path(pattern=USCC_PATTERN)], services: ServicesDep, caller: AnyRole
+) -> dict[str, Any]:
     """Is the entity on the abnormality or serious-violation list now? Receipts, no payloads."""
     ledger.validate_uscc(uscc)
     reader = _reader(services)
@@ -79,7 +81,7 @@ def status(uscc: str, services: ServicesDep, caller: AnyRole) -> dict[str, Any]:
 
 @router.get("/{uscc}/history")
 def history(
-    uscc: str,
+    uscc: Annotated[str, Path(pattern=USCC_PATTERN)],
     services: ServicesDep,
     caller: HistoryReader,
     request: Request,

@@ -6,13 +6,21 @@ import json
 from tempfile import SpooledTemporaryFile
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 import ledger
 from node_api.auth import Principal, record_access
-from node_api.deps import HistoryReader, Operator, ServicesDep, require
+from node_api.deps import (
+    MAX_SEQ,
+    USCC_PATTERN,
+    HistoryReader,
+    Operator,
+    ServicesDep,
+    require,
+    require_media_type,
+)
 from node_api.errors import PayloadTooLarge
 from node_api.exchange import PACKAGE_MEDIA_TYPE, import_package, plan_export, stream_package
 from node_api.receipts import build_disclosure, load_versions
@@ -48,9 +56,10 @@ def export(
     services: ServicesDep,
     caller: Exporter,
     request: Request,
-    from_seq: Annotated[int, Query(ge=0, description="first batch")] = 0,
+    from_seq: Annotated[int, Query(ge=0, le=MAX_SEQ, description="first batch")] = 0,
     to_seq: Annotated[
-        int | None, Query(ge=0, description="last batch (default: the last anchored)")
+        int | None,
+        Query(ge=0, le=MAX_SEQ, description="last batch (default: the last anchored)"),
     ] = None,
 ) -> StreamingResponse:
     """Stream this region's anchored batches as disclosures with an EIP-712 signed manifest."""
@@ -80,6 +89,7 @@ async def import_(
     ] = True,
 ) -> dict[str, Any]:
     """Verify another region's package against the chain; store and return the report."""
+    require_media_type(request, PACKAGE_MEDIA_TYPE)
     limit = services.settings.max_package_bytes
     with SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
         received = 0
@@ -95,7 +105,10 @@ async def import_(
 
 @router.get("/entities/{uscc}")
 def entity_disclosures(
-    uscc: str, services: ServicesDep, caller: HistoryReader, request: Request
+    uscc: Annotated[str, Path(pattern=USCC_PATTERN)],
+    services: ServicesDep,
+    caller: HistoryReader,
+    request: Request,
 ) -> dict[str, Any]:
     """Every version of the entity's records here: disclosures where anchored (federation)."""
     ledger.validate_uscc(uscc)

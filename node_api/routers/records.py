@@ -6,12 +6,22 @@ import logging
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, Field
 
+import ledger
 from ledger.errors import RecordError
 from node_api.auth import record_access
-from node_api.deps import AnyRole, JsonBody, Operator, RecordReader, ServicesDep
+from node_api.deps import (
+    MAX_VERSION,
+    RECORD_KEY_PATTERN,
+    USCC_PATTERN,
+    AnyRole,
+    JsonBody,
+    Operator,
+    RecordReader,
+    ServicesDep,
+)
 from node_api.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from node_api.intake import (
     STATUS_NAMES,
@@ -29,6 +39,33 @@ router = APIRouter(prefix="/v1/records", tags=["records"])
 _log = logging.getLogger("node_api.intake")
 _KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 
+# The record envelope (DESIGN §3); the payload of each record type, the USCC check character
+# and the region are checked by ledger.parse_record, which names the failing field.
+_RECORD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "one credit record (DESIGN §3)",
+    "required": [
+        "schema",
+        "region",
+        "uscc",
+        "record_type",
+        "record_id",
+        "issued_by",
+        "issued_at",
+        "data",
+    ],
+    "additionalProperties": False,
+    "properties": {
+        "schema": {"type": "string", "enum": [ledger.RECORD_SCHEMA]},
+        "region": {"type": "integer", "minimum": 100000, "maximum": 999999},
+        "uscc": {"type": "string", "pattern": USCC_PATTERN},
+        "record_type": {"type": "string", "enum": list(ledger.RECORD_TYPES)},
+        "record_id": {"type": "string", "minLength": 1},
+        "issued_by": {"type": "string", "minLength": 1},
+        "issued_at": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+        "data": {"type": "object", "description": "the payload of record_type"},
+    },
+}
 _RECORDS_BODY = {
     "requestBody": {
         "required": True,
@@ -36,10 +73,11 @@ _RECORDS_BODY = {
             "application/json": {
                 "schema": {
                     "oneOf": [
-                        {"type": "object", "description": "one credit record (DESIGN §3)"},
+                        _RECORD_SCHEMA,
                         {
                             "type": "array",
-                            "items": {"type": "object"},
+                            "items": _RECORD_SCHEMA,
+                            "minItems": 1,
                             "maxItems": 10000,
                             "description": "up to 10,000 records, stored all or nothing",
                         },
@@ -49,6 +87,11 @@ _RECORDS_BODY = {
         },
     }
 }
+
+
+RecordKeyPath = Annotated[
+    str, Path(pattern=RECORD_KEY_PATTERN, description="64 lower-case hex digits")
+]
 
 
 class RevokeRequest(BaseModel):
@@ -94,9 +137,13 @@ def submit(services: ServicesDep, caller: Operator, body: JsonBody) -> dict[str,
     }
 
 
-@router.put("/{record_key}", status_code=202)
+@router.put(
+    "/{record_key}",
+    status_code=202,
+    openapi_extra={"requestBody": {"content": {"application/json": {"schema": _RECORD_SCHEMA}}}},
+)
 def correct(
-    record_key: str,
+    record_key: RecordKeyPath,
     services: ServicesDep,
     caller: Operator,
     record: Annotated[dict[str, Any], Body(description="the corrected record (same identity)")],
@@ -123,7 +170,7 @@ def correct(
 
 @router.post("/{record_key}/revoke", status_code=202)
 def revoke(
-    record_key: str, services: ServicesDep, caller: Operator, request: RevokeRequest
+    record_key: RecordKeyPath, services: ServicesDep, caller: Operator, request: RevokeRequest
 ) -> dict[str, Any]:
     """Revoke a record (e.g. credit repair): a revoked version of the same record, with a reason."""
     key = parse_record_key(record_key)
@@ -146,7 +193,7 @@ def revoke(
 
 @router.get("/{record_key}")
 def read(
-    record_key: str, services: ServicesDep, caller: RecordReader, request: Request
+    record_key: RecordKeyPath, services: ServicesDep, caller: RecordReader, request: Request
 ) -> dict[str, Any]:
     """A record with all its versions (operator, auditor, member; logged with purpose)."""
     key = parse_record_key(record_key)
@@ -172,11 +219,13 @@ def read(
 
 @router.get("/{record_key}/receipt")
 def receipt(
-    record_key: str,
+    record_key: RecordKeyPath,
     services: ServicesDep,
     caller: AnyRole,
     request: Request,
-    version: Annotated[int | None, Query(ge=1, description="default: the latest version")] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=MAX_VERSION, description="default: the latest version")
+    ] = None,
     disclose: Annotated[bool, Query(description="add record and salt (not for verifiers)")] = False,
 ) -> dict[str, Any]:
     """The receipt of an anchored version; with disclose=true a disclosure (record and salt)."""

@@ -125,8 +125,9 @@ def test_request_limits_and_malformed_bodies(
         "/v1/records", json=[sample_record() for _ in range(4)], headers=OPERATOR
     )
     assert response.status_code == 413
+    as_json = OPERATOR | {"Content-Type": "application/json"}
     for content in (b"{not json", b"42", b"[]"):
-        response = node.client.post("/v1/records", content=content, headers=OPERATOR)
+        response = node.client.post("/v1/records", content=content, headers=as_json)
         assert response.status_code == 400, content
     assert _count_versions(node) == 0
 

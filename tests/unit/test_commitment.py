@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import struct
@@ -11,7 +12,7 @@ import pytest
 import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
-from ledger_samples import BEIJING_USCC, NODE_SECRET, PROPERTY, record_json
+from ledger_samples import BEIJING_USCC, NODE_SECRET, PROPERTY, record_json, record_jsons
 
 from ledger.commitment import (
     STATUS,
@@ -19,6 +20,7 @@ from ledger.commitment import (
     Leaf,
     LeafStatus,
     SaltDeriver,
+    commit_records,
     commitment,
     derive_salt,
     leaf_bytes,
@@ -236,3 +238,40 @@ def test_leaf_rejects_bad_fields(args: tuple[Any, ...], field: str, reason: str)
 
 def test_largest_version_is_accepted() -> None:
     assert leaf_bytes(KEY, 2**32 - 1, 1, PREV, COMMITMENT)[53:57] == b"\xff\xff\xff\xff"
+
+
+# --- commit_records: the batch form of the commit path ---------------------------------------
+
+
+@PROPERTY
+@given(st.lists(record_jsons(), min_size=1, max_size=8))
+def test_commit_records_equals_the_per_value_functions(objs: list[dict[str, Any]]) -> None:
+    derive = SaltDeriver(NODE_SECRET)
+    records = [parse_record(obj) for obj in objs]
+    committed = commit_records(records, derive)
+    assert len(committed) == len(records)
+    for record, version in zip(records, committed, strict=True):
+        key = record_key_of(record)
+        salt = derive_salt(NODE_SECRET, key, 1)
+        expected = Leaf(key, 1, LeafStatus.ACTIVE, ZERO_HASH, commitment(salt, record))
+        assert version.salt == salt
+        assert version.leaf == expected and type(version.leaf) is Leaf
+        assert version.leaf_hash == leaf_hash(key, 1, "active", ZERO_HASH, expected.commitment)
+        assert version.leaf_hash == expected.leaf_hash
+
+
+def test_commit_records_accepts_any_iterable_and_records_built_in_code() -> None:
+    record = parse_record(record_json())
+    built = dataclasses.replace(record)  # no canonical bytes written yet
+    committed = commit_records(iter([record, built]), SaltDeriver(NODE_SECRET))
+    assert committed[0] == committed[1]
+    assert commit_records([], SaltDeriver(NODE_SECRET)) == []
+
+
+def test_commit_records_rejects_record_json_and_a_bare_secret() -> None:
+    with pytest.raises(RecordError) as caught:
+        commit_records([record_json()], SaltDeriver(NODE_SECRET))  # type: ignore[list-item]
+    assert caught.value.field == "record"
+    with pytest.raises(RecordError) as caught:
+        commit_records([parse_record(record_json())], NODE_SECRET)  # type: ignore[arg-type]
+    assert caught.value.field == "derive"

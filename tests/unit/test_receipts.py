@@ -7,7 +7,9 @@ import json
 from typing import Any
 
 import pytest
-from ledger_samples import ANCHOR_ADDRESS, SealedBatch, record_json, seal_batch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ledger_samples import ANCHOR_ADDRESS, PROPERTY, SealedBatch, record_json, seal_batch
 
 from ledger.commitment import ZERO_HASH, Leaf
 from ledger.errors import ReceiptError, RecordError
@@ -16,7 +18,9 @@ from ledger.receipts import (
     ChainAnchor,
     Disclosure,
     Receipt,
+    _disclosure_fast,
     _keccak256,
+    _receipt_fast,
     checksum_address,
     normalize_address,
 )
@@ -288,3 +292,157 @@ def test_leaf_of_a_later_version_carries_its_previous_leaf() -> None:
     assert Receipt.from_json(receipt).leaf == second.leaves[0]
     assert second.leaves[0].prev_leaf != ZERO_HASH
     assert isinstance(second.leaves[0], Leaf)
+
+
+# --- the fast path ---------------------------------------------------------------------------
+#
+# Receipt.from_json and Disclosure.from_json first try _receipt_fast/_disclosure_fast, which
+# must accept nothing the checked parse rejects and give equal objects when they accept.
+
+_HEX = "ab" * 32
+_ODD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.sampled_from(
+        [
+            0,
+            1,
+            2**32 - 1,
+            2**32,
+            2**53 - 1,
+            2**53,
+            1.0,
+            "",
+            "active",
+            "revoked",
+            "expired",
+            "Active",
+            _HEX,
+            _HEX.upper(),
+            "0x" + _HEX,
+            "0X" + _HEX,
+            _HEX[:-2],
+            _HEX + "ab",
+            _HEX[:-2] + " a",
+            _HEX[:-2] + "0g",
+            " " + _HEX[:-1],
+            "00" * 32,
+            ANCHOR_ADDRESS,
+            ANCHOR_ADDRESS.lower(),
+            ANCHOR_ADDRESS.upper().replace("0X", "0x"),
+            ANCHOR_ADDRESS[:-1] + ("a" if ANCHOR_ADDRESS[-1] != "a" else "b"),
+            "0x" + "ab" * 20,
+            "0x" + "ab" * 19,
+            "credit-ledger/receipt/v1",
+            "sha256",
+            110000,
+            190000,
+            [],
+            [_HEX],
+            [_HEX.upper()],
+            [_HEX] * 33,
+            {},
+        ]
+    ),
+)
+_RECEIPT_PATHS = [
+    "format",
+    "hash_alg",
+    "chain",
+    "chain.chain_id",
+    "chain.anchor_contract",
+    "chain.tx_hash",
+    "chain.block_number",
+    "batch",
+    "batch.region",
+    "batch.seq",
+    "batch.root",
+    "batch.size",
+    "leaf",
+    "leaf.index",
+    "leaf.record_key",
+    "leaf.version",
+    "leaf.status",
+    "leaf.prev_leaf",
+    "leaf.commitment",
+    "proof",
+    "proof.0",
+    "extra",
+    "leaf.extra",
+]
+
+
+@st.composite
+def _damaged_disclosures(draw: st.DrawFn) -> dict[str, Any]:
+    batch = seal_batch(
+        [record_json(t) for t in ("registration", "administrative_penalty", "red_list")]
+    )
+    obj = batch.disclosure(draw(st.integers(0, 2))).to_json()
+    for _ in range(draw(st.integers(1, 2))):
+        path = draw(st.sampled_from([*("receipt." + p for p in _RECEIPT_PATHS), "salt", "x"]))
+        parent: Any = obj
+        *parents, last = path.split(".")
+        for part in parents:
+            parent = parent[int(part)] if type(parent) is list else parent.get(part)
+        if type(parent) is list and parent:
+            parent[0] = draw(_ODD_VALUES)
+        elif type(parent) is dict:
+            if draw(st.booleans()) and last in parent:
+                del parent[last]
+            else:
+                parent[last] = draw(_ODD_VALUES)
+    return obj
+
+
+def _parse_outcome(parse: Any, obj: Any) -> Any:
+    try:
+        return parse(obj)
+    except (ReceiptError, RecordError) as error:
+        return type(error), error.field, error.reason
+
+
+@settings(PROPERTY, max_examples=600)
+@given(_damaged_disclosures())
+def test_fast_paths_agree_with_the_checked_parse_on_damaged_disclosures(
+    obj: dict[str, Any],
+) -> None:
+    checked = _parse_outcome(Disclosure._from_json_checked, obj)
+    fast = _disclosure_fast(obj)
+    assert _parse_outcome(Disclosure.from_json, obj) == checked
+    if isinstance(checked, tuple):
+        assert fast is None
+    elif fast is not None:
+        assert fast == checked
+
+    receipt = obj.get("receipt")
+    checked_receipt = _parse_outcome(Receipt._from_json_checked, receipt)
+    assert _parse_outcome(Receipt.from_json, receipt) == checked_receipt
+    fast_receipt = _receipt_fast(receipt, ())
+    if isinstance(checked_receipt, tuple):
+        assert fast_receipt is None
+    elif fast_receipt is not None:
+        assert fast_receipt == (checked_receipt, b"")
+
+
+def test_fast_path_reads_every_disclosure_of_a_batch(batch: SealedBatch) -> None:
+    for index in range(batch.tree.size):
+        expected = batch.disclosure(index)
+        parsed = _disclosure_fast(expected.to_json())
+        assert parsed == expected
+        assert type(parsed) is Disclosure and type(parsed.receipt.leaf) is Leaf
+
+
+def test_fast_path_keeps_the_anchor_contract_in_lower_case(receipt_json: dict[str, Any]) -> None:
+    parsed = _receipt_fast(receipt_json, ())
+    assert parsed is not None
+    assert parsed[0].chain.anchor_contract == ANCHOR_ADDRESS.lower()
+    receipt_json["chain"]["anchor_contract"] = ANCHOR_ADDRESS.lower()
+    assert _receipt_fast(receipt_json, ()) == parsed
+
+
+def test_fast_path_reads_a_receipt_without_proof_nodes() -> None:
+    single = seal_batch([record_json()])
+    expected = single.receipt(0)
+    assert expected.proof == ()
+    assert _receipt_fast(expected.to_json(), ()) == (expected, b"")

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import pickle
+import unicodedata
 from datetime import date
 from typing import Any
 
 import pytest
 import rfc8785
-from hypothesis import given
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ledger_samples import (
     BEIJING_USCC,
     PROPERTY,
     RECORD_TYPE_NAMES,
     SAMPLE_DATA,
+    json_scalars,
     record_json,
     record_jsons,
 )
 
+import ledger.records as records_module
 from ledger.canonical import canonicalize
 from ledger.errors import RecordError
 from ledger.records import (
@@ -29,6 +35,7 @@ from ledger.records import (
     RecordType,
     RiskClass,
     parse_record,
+    parse_record_fast,
     record_type_of,
 )
 
@@ -464,3 +471,246 @@ def test_rejects_float_nested_anywhere_in_data() -> None:
     _rejects(_with_data("annual_report", total_assets_fen=1.0), "data.total_assets_fen", "floats")
     obj = _with_data(extra={"nested": [1.5]})
     _rejects(obj, "data.extra", "unknown field")
+
+
+# --- the fast path ---------------------------------------------------------------------------
+#
+# parse_record first tries generated straight-line code (parse_record_fast) and falls back to
+# the field-by-field parse (Record._from_json_checked) at the first doubt. The fast path must
+# accept nothing the checked parse rejects, give an equal record when it accepts, and the
+# canonical bytes it writes must be RFC 8785's.
+
+MUTATION = settings(PROPERTY, max_examples=800)
+
+
+class _Text(str):
+    """A str subclass: JSON never holds one, and the checked parse rejects it."""
+
+
+_ODD_VALUES = st.one_of(
+    json_scalars,
+    st.floats(allow_nan=False),
+    st.sampled_from(
+        [
+            "",
+            " 京",
+            "京 ",
+            "京\n局",
+            "京\t局",
+            "京\r局",
+            "\u3000京",
+            "京\u2028局",
+            "京\u200b局",
+            '京"局',
+            "京\\局",
+            "京\ud800局",
+            "京\x7f局",
+            "京\x85局",
+            "x" * 129,
+            "x" * 201,
+            "局" * 2001,
+            2**53 - 1,
+            2**53,
+            -(2**53) + 1,
+            -1,
+            0,
+            True,
+            1.0,
+            [],
+            {},
+            ["fine"],
+            ["fine", "fine"],
+            ["warning"],
+            ["fine", "caning"],
+            ["fine", None],
+            ["fine", 1],
+            ("fine",),
+            "2024-02-29",
+            "2023-02-29",
+            "2024-3-5",
+            "20240305",
+            "2024-W10-2",
+            "1899-12-31",
+            "2199-12-31",
+            "2200-01-01",
+            "٢٠٢٤-٠٣-٠٥",
+            "A",
+            "a",
+            "fine",
+            "in_business",
+            "administrative_penalty",
+            "credit-ledger/record/v1",
+            _Text("fine"),
+            _Text("京海罚1号"),
+            _Text("2024-03-05"),
+            PenaltyKind.FINE,
+            RiskClass.A,
+            RecordType.RED_LIST,
+            110000,
+            190000,
+            100000,
+            999999,
+            BEIJING_USCC.lower(),
+            BEIJING_USCC[:-1] + "0",
+            BEIJING_USCC[:2] + "990000" + BEIJING_USCC[8:],
+        ]
+    ),
+)
+_ENVELOPE_MEMBERS = ["schema", "region", "uscc", "record_type", "record_id", "issued_by"]
+_ENVELOPE_MEMBERS += ["issued_at", "data"]
+
+
+@st.composite
+def _mutated_records(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid record with one to three members replaced, deleted or added."""
+    obj = draw(record_jsons())
+    for _ in range(draw(st.integers(1, 3))):
+        target = draw(st.sampled_from(["envelope", "data", "data"]))
+        parent = obj if target == "envelope" or type(obj.get("data")) is not dict else obj["data"]
+        names = _ENVELOPE_MEMBERS if parent is obj else sorted(set(parent) | _ALL_DATA_MEMBERS)
+        name = draw(st.sampled_from([*names, "extra"]))
+        action = draw(st.sampled_from(["replace", "replace", "delete"]))
+        if action == "delete":
+            parent.pop(name, None)
+        else:
+            parent[name] = draw(_ODD_VALUES)
+    return obj
+
+
+_ALL_DATA_MEMBERS = frozenset(
+    name for payload_class in PAYLOAD_TYPES.values() for name in payload_class._schema.names
+)
+
+
+def _check_against_checked_parse(obj: Any) -> None:
+    fast = parse_record_fast(obj)
+    try:
+        checked = Record._from_json_checked(obj)
+    except RecordError as error:
+        assert fast is None, obj
+        with pytest.raises(RecordError) as caught:
+            parse_record(obj)
+        assert (caught.value.field, caught.value.reason) == (error.field, error.reason)
+        return
+    assert parse_record(obj) == checked
+    if fast is not None:
+        assert fast == checked
+        assert type(fast) is Record and type(fast.data) is type(checked.data)
+        assert fast.canonical_bytes() == checked.canonical_bytes() == rfc8785.dumps(obj)
+
+
+@PROPERTY
+@given(record_jsons())
+def test_fast_path_accepts_every_valid_record_with_the_checked_result(obj: dict[str, Any]) -> None:
+    fast = parse_record_fast(obj)
+    assert fast is not None  # a valid record never needs the slow path
+    assert fast == Record._from_json_checked(obj)
+    assert fast.to_json() == obj
+    assert fast.canonical_bytes() == rfc8785.dumps(obj)
+
+
+@MUTATION
+@given(_mutated_records())
+def test_fast_path_agrees_with_the_checked_parse_on_damaged_records(obj: dict[str, Any]) -> None:
+    _check_against_checked_parse(obj)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"violation": '未按"规定"明码标价'},
+        {"violation": "未按\\规定"},
+        {"violation": "第一项\n第二项\r\n第三项\t完"},
+        {"authority": "北京市\u3000海淀区"},
+        {"decision_number": "罚\u2028字"},
+        {"legal_basis": "《价格法》\u00a0第十三条"},
+        {"penalty_kinds": ["fine", "warning", "confiscation_of_illegal_gains"]},
+        {"confiscated_fen": 0},
+    ],
+)
+def test_fast_path_writes_escapes_exactly_as_rfc8785(data: dict[str, Any]) -> None:
+    obj = _with_data(**data)
+    _check_against_checked_parse(obj)
+    assert parse_record(obj).canonical_bytes() == rfc8785.dumps(obj)
+
+
+@pytest.mark.parametrize("member", ["issued_by", "record_id"])
+@pytest.mark.parametrize("text", ['京海"罚"1号', "京海\\罚1号", "京海\u3000罚1号"])
+def test_fast_path_escapes_envelope_text(member: str, text: str) -> None:
+    obj = record_json(**{member: text})
+    _check_against_checked_parse(obj)
+    assert parse_record(obj).canonical_bytes() == rfc8785.dumps(obj)
+
+
+@pytest.mark.parametrize(
+    "value", [_Text("京海罚1号"), PenaltyKind.FINE, [_Text("fine")], [PenaltyKind.FINE]]
+)
+@pytest.mark.parametrize("member", ["record_id", "data.violation", "data.penalty_kinds"])
+def test_fast_path_leaves_str_subclasses_to_the_checked_parse(member: str, value: Any) -> None:
+    obj = record_json()
+    if member.startswith("data."):
+        obj["data"][member[5:]] = value
+    else:
+        obj[member] = value
+    assert parse_record_fast(obj) is None
+    _check_against_checked_parse(obj)
+
+
+def test_refused_character_classes_are_exactly_cc_and_cs() -> None:
+    single_line, multiline = records_module._SINGLE_LINE_REFUSED, records_module._MULTILINE_REFUSED
+    for code_point in range(0x110000):
+        char = chr(code_point)
+        refused = unicodedata.category(char) in ("Cc", "Cs")
+        assert (single_line(char) is not None) is refused, hex(code_point)
+        assert (multiline(char) is not None) is (refused and char not in "\t\n\r"), hex(code_point)
+
+
+def test_date_cache_keeps_only_valid_dates() -> None:
+    for text in ["2024-02-30", "20240305", "2024-W10-2", "1899-12-31", "2200-01-01", "2024-3-5"]:
+        _rejects(record_json(issued_at=text), "issued_at", "")
+        assert text not in records_module._DATES
+    record = parse_record(record_json(issued_at="2024-02-29"))
+    assert records_module._DATES["2024-02-29"] == record.issued_at == date(2024, 2, 29)
+
+
+def test_canonical_bytes_of_a_record_built_in_code_are_written_on_first_use() -> None:
+    parsed = parse_record(record_json("registration"))
+    built = Record(
+        region=parsed.region,
+        uscc=parsed.uscc,
+        record_type=parsed.record_type,
+        record_id=parsed.record_id,
+        issued_by=parsed.issued_by,
+        issued_at=parsed.issued_at,
+        data=parsed.data,
+    )
+    assert built == parsed and hash(built) == hash(parsed)
+    assert built.canonical_bytes() == parsed.canonical_bytes() == rfc8785.dumps(parsed.to_json())
+    assert built.canonical_bytes() is built.canonical_bytes()  # written once, then kept
+
+
+def test_the_canonical_bytes_slot_is_not_a_field() -> None:
+    record = parse_record(record_json())
+    assert [f.name for f in dataclasses.fields(record)] == [
+        "region",
+        "uscc",
+        "record_type",
+        "record_id",
+        "issued_by",
+        "issued_at",
+        "data",
+    ]
+    assert "_canonical" not in repr(record)
+    restored = pickle.loads(pickle.dumps(record))
+    assert restored == record and restored.canonical_bytes() == record.canonical_bytes()
+    with pytest.raises(AttributeError):
+        record.uscc = BEIJING_USCC  # type: ignore[misc]
+
+
+def test_subclasses_of_record_parse_through_the_checked_parse() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class TaggedRecord(Record):
+        pass
+
+    record = TaggedRecord.from_json(record_json())
+    assert type(record) is TaggedRecord

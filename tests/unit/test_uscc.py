@@ -8,7 +8,13 @@ from hypothesis import strategies as st
 from ledger_samples import PROPERTY, usccs
 
 from ledger.errors import RecordError
-from ledger.uscc import USCC_CHARSET, make_uscc, uscc_check_char, validate_uscc
+from ledger.uscc import (
+    USCC_CHARSET,
+    is_valid_uscc,
+    make_uscc,
+    uscc_check_char,
+    validate_uscc,
+)
 
 # Published codes (GB 32100-2015's own example and well-known enterprises).
 KNOWN_VALID = ["91350100M000100Y43", "91110000600037341L", "91440300708461136T"]
@@ -119,3 +125,20 @@ def test_any_single_character_substitution_is_rejected(code: str, position: int,
     mutated = code[:position] + char + code[position + 1 :]
     with pytest.raises(RecordError):
         validate_uscc(mutated)
+
+
+@PROPERTY
+@given(usccs(), st.integers(0, 17), st.sampled_from([*USCC_CHARSET, "a", "I", "O", " ", "٣"]))
+def test_is_valid_uscc_answers_as_validate_uscc(code: str, position: int, char: str) -> None:
+    for candidate in (code, code[:position] + char + code[position + 1 :], code[:position]):
+        try:
+            validate_uscc(candidate)
+        except RecordError:
+            assert not is_valid_uscc(candidate), candidate
+        else:
+            assert is_valid_uscc(candidate), candidate
+
+
+@pytest.mark.parametrize("code", [None, 91110000600037341, b"91110000600037341L", ["x"]])
+def test_is_valid_uscc_refuses_non_strings(code: object) -> None:
+    assert not is_valid_uscc(code)
