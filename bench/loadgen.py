@@ -28,7 +28,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         total = len(bodies)
     latencies: list[float] = []
     errors: dict[str, int] = {}
-    limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=args.connections)
+    limits = httpx.Limits(
+        max_connections=args.connections, max_keepalive_connections=args.connections
+    )
     async with httpx.AsyncClient(
         base_url=args.url,
         headers={"Authorization": f"Bearer {args.key}", "Content-Type": "application/json"},

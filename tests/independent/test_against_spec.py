@@ -10,6 +10,7 @@ import base64
 import copy
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,12 @@ SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-VECTORS = Path("/work/shared/vectors/rfc6962")
+VECTORS = Path(
+    os.environ.get(
+        "CREDIT_LEDGER_VECTORS",
+        Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "rfc6962",
+    )
+)
 INCLUSION = sorted((VECTORS / "inclusion").rglob("*.json"))
 CONSISTENCY = sorted((VECTORS / "consistency").rglob("*.json"))
 
