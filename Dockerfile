@@ -1,6 +1,19 @@
 # The regional node image: the ledger library and the node service, run as `credit-ledger`.
 # No solc or npm inside: the compiled contracts ship as package data. Used by
 # docker-compose.yml (nodes and the one-shot deployment); see the README.
+
+# Build stage: a wheel with the ledger core's C speedups (ledger/_speedups.c, OpenSSL's
+# SHA-256). The runtime image needs no compiler; python:3.11-slim already has libssl3.
+FROM python:3.11-slim AS build
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev libssl-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml setup.py requirements.lock README.md ./
+COPY ledger ./ledger
+COPY node_api ./node_api
+RUN pip wheel --no-deps --no-cache-dir --wheel-dir /wheels .
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -8,12 +21,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 
-WORKDIR /src
-COPY pyproject.toml requirements.lock README.md ./
-COPY ledger ./ledger
-COPY node_api ./node_api
-# The lock pins every dependency (it also lists the dev tools, which `.[node]` leaves out).
-RUN pip install --constraint requirements.lock ".[node]"
+COPY requirements.lock /tmp/requirements.lock
+COPY --from=build /wheels /wheels
+# The lock pins every dependency (it also lists the dev tools, which `[node]` leaves out).
+# The last step fails the build if the speedups did not make it into the image.
+RUN pip install --constraint /tmp/requirements.lock "$(ls /wheels/credit_ledger-*.whl)[node]" \
+    && rm -rf /wheels \
+    && python -c "import ledger._native as n; assert n.speedups is not None, 'no C speedups'"
 
 # An unprivileged user; /data (node files) and /shared (the deployment file) are volumes
 # that inherit this ownership when Docker creates them.

@@ -243,8 +243,13 @@ def open_loop(
     key: str,
     unique: bool = False,
     stop_after_saturation: bool = True,
+    always_up_to: float = 0.0,
 ) -> list[dict[str, Any]]:
-    """Run the load generator process at each rate in turn; stop once saturated."""
+    """Run the load generator process at each rate in turn; stop once saturated.
+
+    Rates up to ``always_up_to`` (a target's rate) run even after saturation, so the
+    report shows the target's rate measured rather than skipped.
+    """
     results = []
     for rate in rates:
         out = out_dir / f"loadgen-{path.strip('/').replace('/', '-')}-{rate:g}.json"
@@ -261,12 +266,13 @@ def open_loop(
         result["load_before"] = load_before
         results.append(result)
         print(
-            f"    {path} at {rate:g}/s: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
+            f"    {path} at {rate:g}/s: p50 {result['p50_ms'] or 0:.1f} ms, "
+            f"p99 {result['p99_ms'] or 0:.1f} ms, "
             f"achieved {result['achieved_rate']:.1f}/s, errors {result['errors']}",
             flush=True,
         )
         saturated = result["achieved_rate"] < 0.9 * rate or result["unfinished"] > 0
-        if saturated and stop_after_saturation:
+        if saturated and stop_after_saturation and rate >= always_up_to:
             break
     return results
 

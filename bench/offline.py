@@ -12,22 +12,33 @@ from typing import Any
 
 import ledger
 from bench.common import median
-from ledger.verify import AnchoredBatch, RecordHead
+from ledger import AnchoredBatch, RecordHead
 
 
-def _best_of(count: int, operation: Callable[[], object], repeat: int = 3) -> float:
-    """Items per second, median of ``repeat`` timed runs with the collector paused."""
-    times = []
+def _rates(count: int, operation: Callable[[], object], repeat: int = 5) -> tuple[float, float]:
+    """Items per wall second and per CPU second of this thread, medians of ``repeat`` runs.
+
+    The machine is shared: wall time counts whatever else ran meanwhile, while the thread's
+    own CPU time (``time.thread_time``) is what one core spends, so the per-CPU-second rate
+    is the figure to hold against a per-core target. The collector is paused while timing.
+    """
+    walls, cpus = [], []
     for _ in range(repeat):
         gc.collect()
         gc.disable()
         try:
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.thread_time()
             operation()
-            times.append(time.perf_counter() - start)
+            cpus.append(time.thread_time() - cpu)
+            walls.append(time.perf_counter() - wall)
         finally:
             gc.enable()
-    return count / median(times)
+    return count / median(walls), count / median(cpus)
+
+
+def _best_of(count: int, operation: Callable[[], object], repeat: int = 3) -> float:
+    """Items per wall second, median of ``repeat`` timed runs with the collector paused."""
+    return _rates(count, operation, repeat)[0]
 
 
 def sha256_limit(path: Path, count: int = 100_000) -> dict[str, Any]:
@@ -83,7 +94,11 @@ class SnapshotReader:
 
 
 def offline_verification(anchor: Any, path: Path) -> dict[str, Any]:
-    """Disclosures/s on one core: steps 1-2 alone, and 1-4 against cached roots and heads."""
+    """Disclosures/s on one core: steps 1-2 alone, and 1-4 against cached roots and heads.
+
+    Only the public API (``ledger.verify_disclosure`` and an ``ledger.AnchorReader``) is
+    timed, on JSON objects as a verifier holds them and, separately, from their bytes.
+    """
     disclosures = [json.loads(line) for line in path.open(encoding="utf-8")]
     reader = SnapshotReader(anchor, disclosures)
     lines = [json.dumps(d).encode() for d in disclosures]
@@ -91,14 +106,14 @@ def offline_verification(anchor: Any, path: Path) -> dict[str, Any]:
     assert statuses == {"valid"}, statuses
     n = len(disclosures)
     verify = ledger.verify_disclosure
-    return {
-        "disclosures": n,
-        "steps_1_4_cached_per_second": _best_of(
-            n, lambda: [verify(d, reader) for d in disclosures]
-        ),
-        "steps_1_2_per_second": _best_of(n, lambda: [verify(d) for d in disclosures]),
-        "steps_1_4_cached_from_bytes_per_second": _best_of(
-            n, lambda: [verify(json.loads(b), reader) for b in lines]
-        ),
-        "bytes_per_disclosure": sum(map(len, lines)) / n,
-    }
+    results: dict[str, Any] = {"disclosures": n, "repeats": 5}
+    for name, operation in (
+        ("steps_1_4_cached", lambda: [verify(d, reader) for d in disclosures]),
+        ("steps_1_2", lambda: [verify(d) for d in disclosures]),
+        ("steps_1_4_cached_from_bytes", lambda: [verify(json.loads(b), reader) for b in lines]),
+    ):
+        wall, cpu = _rates(n, operation)
+        results[f"{name}_per_second"] = wall
+        results[f"{name}_per_cpu_second"] = cpu
+    results["bytes_per_disclosure"] = sum(map(len, lines)) / n
+    return results

@@ -19,13 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import ledger  # noqa: E402
-import ledger.records  # noqa: E402
-import node_api.batches  # noqa: E402
-import node_api.intake  # noqa: E402
-import node_api.worker  # noqa: E402
+import ledger
+import ledger.records
+import node_api.batches
+import node_api.intake
+import node_api.worker
 from bench.common import Stopwatch, self_peak_rss_mib
-from ledger.chain.anchor import AnchorClient  # noqa: E402
+from ledger.chain.anchor import AnchorClient
 
 CHUNK = 10_000  # records per intake call: the API's bulk limit
 

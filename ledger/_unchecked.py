@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["unchecked_constructor"]
+__all__ = ["unchecked_constructor", "slot_of"]
 
 _T = TypeVar("_T")
 
@@ -39,7 +39,7 @@ def unchecked_constructor(cls: type[_T], *extra_slots: str) -> Callable[..., _T]
     frozen_bases = [base for base in cls.__mro__[1:] if "__setattr__" in base.__dict__]
     if frozen_bases != [object]:
         for name in names:
-            namespace[f"set_{name}"] = _slot_of(cls, name).__set__
+            namespace[f"set_{name}"] = slot_of(cls, name).__set__
         stores = [f"    set_{name}(instance, {name})" for name in names]
         source = [f"def construct({parameters}):", "    instance = new(cls)", *stores]
     else:
@@ -60,7 +60,8 @@ def unchecked_constructor(cls: type[_T], *extra_slots: str) -> Callable[..., _T]
     return construct
 
 
-def _slot_of(cls: type, name: str) -> Any:
+def slot_of(cls: type, name: str) -> Any:
+    """The slot descriptor of ``name`` on ``cls`` or the first base that declares it."""
     for klass in cls.__mro__:
         if name in klass.__dict__:
             return klass.__dict__[name]

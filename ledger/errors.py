@@ -18,6 +18,18 @@ class LedgerError(Exception):
     """Base class of every error raised by the ledger library."""
 
 
+# Reasons quote the offending value; a hostile value can be megabytes long, and the message
+# ends up in HTTP answers and logs. The field path and reason are cut to these lengths.
+MAX_FIELD_CHARS = 200
+MAX_REASON_CHARS = 500
+
+
+def _bounded(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 40]}… ({len(text):,} characters in all)"
+
+
 class RecordError(LedgerError):
     """A credit record, identifier or payload is invalid.
 
@@ -26,9 +38,9 @@ class RecordError(LedgerError):
     """
 
     def __init__(self, field: str, reason: str) -> None:
-        self.field = field
-        self.reason = reason
-        super().__init__(f"{field}: {reason}")
+        self.field = _bounded(field, MAX_FIELD_CHARS)
+        self.reason = _bounded(reason, MAX_REASON_CHARS)
+        super().__init__(f"{self.field}: {self.reason}")
 
 
 class ProofError(LedgerError):
@@ -41,18 +53,16 @@ class RootMismatchError(ProofError):
     def __init__(self, expected: bytes, calculated: bytes) -> None:
         self.expected = expected
         self.calculated = calculated
-        super().__init__(
-            f"root mismatch: expected {expected.hex()}, calculated {calculated.hex()}"
-        )
+        super().__init__(f"root mismatch: expected {expected.hex()}, calculated {calculated.hex()}")
 
 
 class ReceiptError(LedgerError):
     """A receipt or disclosure is malformed (unknown format, wrong length, bad hex...)."""
 
     def __init__(self, field: str, reason: str) -> None:
-        self.field = field
-        self.reason = reason
-        super().__init__(f"{field}: {reason}")
+        self.field = _bounded(field, MAX_FIELD_CHARS)
+        self.reason = _bounded(reason, MAX_REASON_CHARS)
+        super().__init__(f"{self.field}: {self.reason}")
 
 
 class ChainError(LedgerError):

@@ -17,6 +17,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Final
 
+from ledger import _native
 from ledger.errors import ProofError, RootMismatchError
 
 __all__ = [
@@ -79,6 +80,10 @@ def merkle_root(leaf_hashes: Iterable[bytes]) -> bytes:
     level = _checked_leaf_hashes(leaf_hashes)
     if not level:
         return EMPTY_ROOT
+    native = _native.speedups
+    if native is not None:  # the same loop in C: several times the rate of hashlib calls
+        root: bytes = native.merkle_root(level)
+        return root
     while len(level) > 1:
         level = _parent_level(level)
     return level[0]
@@ -110,9 +115,13 @@ class MerkleTree:
     def __init__(self, leaf_hashes: Iterable[bytes]) -> None:
         level = _checked_leaf_hashes(leaf_hashes)
         levels = [list(level)]
-        while len(level) > 1:
-            level = _parent_level(level)
-            levels.append(level)
+        native = _native.speedups
+        if native is not None and level:
+            levels += native.merkle_levels(levels[0])
+        else:
+            while len(level) > 1:
+                level = _parent_level(level)
+                levels.append(level)
         self._levels = levels
 
     @property
@@ -254,7 +263,10 @@ def _decompose_inclusion_proof(index: int, size: int) -> tuple[int, int]:
     return inner, border
 
 
-# The three folds below inline hash_children: they run once per proof node verified.
+# The three folds below inline hash_children: they run once per proof node verified. The C
+# fold_proof does all three (over list and tuple proofs, and indices that fit in 64 bits).
+_FOLDABLE: Final = frozenset({list, tuple})
+_MAX_U64: Final = 2**64 - 1
 
 
 def _chain_inner(seed: bytes, proof: Sequence[bytes], index: int) -> bytes:
@@ -288,18 +300,30 @@ def root_from_inclusion_proof(
     leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes]
 ) -> bytes:
     """Fold an audit path into the root it implies (RFC 9162 §2.1.3.2); ProofError if malformed."""
-    index = _check_size(index, "index")
-    tree_size = _check_size(tree_size, "tree_size")
-    if index >= tree_size:
-        raise ProofError(f"index {index} is outside a tree of size {tree_size}")
-    if type(leaf_hash) is not bytes or len(leaf_hash) != HASH_SIZE:
-        raise ProofError(f"leaf hash is not {HASH_SIZE} bytes")
+    if not (  # the common, valid case in one expression; the checks below name the problem
+        type(index) is int
+        and type(tree_size) is int
+        and 0 <= index < tree_size
+        and type(leaf_hash) is bytes
+        and len(leaf_hash) == HASH_SIZE
+    ):
+        index = _check_size(index, "index")
+        tree_size = _check_size(tree_size, "tree_size")
+        if index >= tree_size:
+            raise ProofError(f"index {index} is outside a tree of size {tree_size}")
+        if type(leaf_hash) is not bytes or len(leaf_hash) != HASH_SIZE:
+            raise ProofError(f"leaf hash is not {HASH_SIZE} bytes")
     proof = _checked_proof(proof)
-    inner, border = _decompose_inclusion_proof(index, tree_size)
+    inner = (index ^ (tree_size - 1)).bit_length()  # _decompose_inclusion_proof, inlined
+    border = (index >> inner).bit_count()
     if len(proof) != inner + border:
         raise ProofError(
             f"proof has {len(proof)} nodes, a tree of size {tree_size} needs {inner + border}"
         )
+    native = _native.speedups
+    if native is not None and type(proof) in _FOLDABLE and index <= _MAX_U64:
+        folded: bytes = native.fold_proof(leaf_hash, proof, index, inner, False)
+        return folded
     root = _chain_inner(leaf_hash, proof[:inner], index)
     return _chain_border_right(root, proof[inner:])
 
@@ -366,6 +390,17 @@ def verify_consistency(
         raise ProofError(f"proof has {len(proof)} nodes, expected {start + inner + border}")
     path = proof[start:]
     mask = (size1 - 1) >> shift
+
+    native = _native.speedups
+    if (
+        native is not None
+        and type(path) in _FOLDABLE
+        and mask <= _MAX_U64
+        and len(seed) == HASH_SIZE  # root1 may have any length; it then never matches
+    ):
+        _verify_match(native.fold_proof(seed, path, mask, inner, True), root1)
+        _verify_match(native.fold_proof(seed, path, mask, inner, False), root2)
+        return
 
     hash1 = _chain_inner_right(seed, path[:inner], mask)
     hash1 = _chain_border_right(hash1, path[inner:])

@@ -11,6 +11,7 @@ rejection raises ``ReceiptError(field, reason)`` with a dotted field path such a
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -471,10 +472,10 @@ _unchecked_batch: Final = unchecked_constructor(BatchRef)
 _unchecked_leaf: Final = unchecked_constructor(Leaf)
 _unchecked_receipt: Final = unchecked_constructor(Receipt)
 _unchecked_disclosure: Final = unchecked_constructor(Disclosure)
-# The 32-byte hashes of a decoded receipt: tx hash, 4 leaf and batch hashes, a salt, proof.
-_HASH_SLICES: Final = tuple(
-    slice(offset, offset + HASH_SIZE)
-    for offset in range(0, (6 + MAX_PROOF_NODES) * HASH_SIZE, HASH_SIZE)
+# Split n concatenated 32-byte hashes (tx hash, 4 leaf and batch hashes, salt, proof) in one
+# C call: a quarter of the instructions of slicing them one by one.
+_SPLIT_HASHES: Final = tuple(
+    struct.Struct(f"{HASH_SIZE}s" * count).unpack for count in range(6 + MAX_PROOF_NODES + 1)
 )
 _LOWER_ADDRESS: Final = re.compile("0x[0-9a-f]{40}").fullmatch
 _STATUS_NAMES: Final = {status.status_name: status for status in LeafStatus}
@@ -556,10 +557,11 @@ def _receipt_fast(obj: object, extra_hex: tuple[object, ...]) -> tuple[Receipt, 
     except ValueError:
         return None
     # fromhex also takes upper case and spaces; only lower-case hex comes back unchanged.
-    # (A regex over the ~1,300 digits took 9 µs, this round trip 2 µs.)
+    # Measured on the ~1,400 digits of a disclosure: a regex 9 µs, isalnum() and islower()
+    # 10 µs (no ASCII fast path), this round trip 2 µs.
     if raw.hex() != digits:
         return None
-    hashes = tuple(map(raw.__getitem__, _HASH_SLICES[: len(raw) // HASH_SIZE]))
+    hashes = _SPLIT_HASHES[len(raw) // HASH_SIZE](raw)
     tx_hash_bytes, root_bytes, key_bytes, prev_bytes, commitment_bytes = hashes[:5]
     if (version == 1) != (prev_bytes == _ZERO_HASH):
         return None

@@ -21,14 +21,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import IntEnum, StrEnum
 from operator import attrgetter
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import Any, ClassVar, Final, TypeVar
 
-from ledger._unchecked import unchecked_constructor
+from ledger import _native
+from ledger._unchecked import slot_of, unchecked_constructor
 from ledger.canonical import MAX_SAFE_INTEGER, JsonObject, JsonValue, encode_json_string
 from ledger.errors import RecordError
 from ledger.regions import PROVINCES, is_division_code
-from ledger.uscc import is_valid_uscc, validate_uscc
+from ledger.uscc import USCC_CHARSET, is_valid_uscc, validate_uscc
 
 __all__ = [
     "RECORD_SCHEMA",
@@ -1121,11 +1122,13 @@ def _compile_record_parser(payload_class: type[Payload]) -> Callable[..., Record
         *(f"        {json_vars[name]} = data[{name!r}]" for name in fields if name in required),
         "    except KeyError:",
         "        return None",
-        f"    quotes = {quotes}",
     ]
     for name in fields:
         if name in required:
             source += ["    " + line for line in checks[name]]
+    # Counted once the checks have passed: a choice list's count needs a list (len(None)
+    # raised TypeError here once, instead of the checked parse's RecordError).
+    source.append(f"    quotes = {quotes}")
     if optional:
         # Most records omit most optional members: count first, look up only if present.
         absent = [json_vars[name] for name in optional]
@@ -1143,8 +1146,8 @@ def _compile_record_parser(payload_class: type[Payload]) -> Callable[..., Record
                 f"            {none}",
                 "        else:",
                 "            unknown -= 1",
-                f"            quotes += 2 + {kinds[name].quotes(value)}",
                 *("            " + line for line in checks[name]),
+                f"            quotes += 2 + {kinds[name].quotes(value)}",
             ]
         source += ["        if unknown:", "            return None"]
     else:
@@ -1207,6 +1210,11 @@ def parse_record_fast(obj: object) -> Record | None:
     For callers that add their own context to errors: on None, ``parse_record`` names the
     field and reason.
     """
+    native = _native.speedups
+    if native is not None:  # the same checks and bytes in C; None sends it on to the Python
+        record: Record | None = native.parse_record(obj)
+        if record is not None:
+            return record
     if type(obj) is not dict or len(obj) != len(_ENVELOPE_FIELDS):
         return None
     try:  # eight members, all present: exactly the envelope
@@ -1258,3 +1266,65 @@ def parse_record(obj: object) -> Record:
     if record is None:
         record = Record._from_json_checked(obj)
     return record
+
+
+# --- the C fast path (ledger._speedups.parse_record) ------------------------------------------
+
+
+def _native_field(name: str, kind: _Kind, required: bool, slot: object) -> tuple[object, ...]:
+    """One payload member for the C parser: (name, kind, minimum, maximum, by_value, slot,
+    required); maximum is a text's length, or a choice list's longest distinct list."""
+    if isinstance(kind, _Text):
+        return (name, int(kind.multiline), 0, kind.max_length, None, slot, required)
+    if isinstance(kind, _Int):
+        return (name, 2, kind.minimum, kind.maximum, None, slot, required)
+    if isinstance(kind, _Choice):
+        return (name, 4, 0, 0, kind.by_value, slot, required)
+    if isinstance(kind, _ChoiceList):
+        by_value = kind.choice.by_value
+        return (name, 5, 0, len(by_value), by_value, slot, required)
+    assert type(kind) is _Date, kind
+    return (name, 3, 0, 0, None, slot, required)
+
+
+def _configure_native(native: ModuleType) -> None:
+    """Hand the C parser this module's rules: envelope, payload schemas, caches."""
+    schemas: dict[int, tuple[object, ...]] = {}
+    for record_type, payload_class in PAYLOAD_TYPES.items():
+        schema = payload_class._schema
+        names = list(schema.kinds)
+        check: object = payload_class._check_consistency  # run only where a class adds rules
+        if check is Payload._check_consistency:
+            check = None
+        schemas[record_type.value] = (
+            payload_class,
+            check,
+            tuple(
+                _native_field(
+                    name, schema.kinds[name], name in schema.required, slot_of(payload_class, name)
+                )
+                for name in names
+            ),
+            tuple(names.index(name) for name in sorted(names)),  # RFC 8785: ASCII names
+        )
+    envelope = "schema region uscc record_type record_id issued_by issued_at data".split()
+    record_slots = "region uscc record_type record_id issued_by issued_at data _canonical"
+    native.configure_records(
+        Record,
+        tuple(slot_of(Record, name) for name in record_slots.split()),
+        RECORD_SCHEMA,
+        tuple(envelope),
+        _TYPE_BY_NAME,
+        _DATES,
+        _new_date,
+        RecordError,
+        tuple(sorted(_PROVINCE_PREFIXES)),
+        USCC_CHARSET,
+        _IDENT_MAX,
+        _NAME_MAX,
+        schemas,
+    )
+
+
+if _native.built is not None:
+    _configure_native(_native.built)

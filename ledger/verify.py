@@ -221,6 +221,27 @@ class _Check:
 
     def verdict(self, status: VerdictStatus, **details: object) -> Verdict:
         leaf = self.receipt.leaf
+        # Verdict has no checks to run; _new_verdict only skips its fourteen frozen
+        # assignments. Fields in order: status, checked_steps, failed_step, reason,
+        # expected, computed, field, current, record_key, version, leaf_status, leaf_hash,
+        # head_version, head_status.
+        if not details:  # valid_offline, the verdict of every good disclosure read offline
+            return _new_verdict(
+                status,
+                tuple(self.steps),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                leaf.record_key.hex(),
+                leaf.version,
+                leaf.status.status_name,
+                self.leaf_hash.hex(),
+                None,
+                None,
+            )
         values = {
             **_NO_DETAILS,
             "status": status,
@@ -231,7 +252,6 @@ class _Check:
             "leaf_hash": self.leaf_hash.hex(),
             **details,
         }
-        # Verdict has no checks to run; this only skips its fourteen frozen assignments.
         return _new_verdict(*values.values())
 
     def fail(
@@ -372,6 +392,7 @@ class _Check:
 
 
 _NO_DETAILS: Final = dict.fromkeys(field.name for field in fields(Verdict))
+assert list(_NO_DETAILS)[8:12] == ["record_key", "version", "leaf_status", "leaf_hash"]
 _new_verdict: Final = unchecked_constructor(Verdict)
 
 

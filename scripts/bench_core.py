@@ -24,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ledger import _native  # noqa: E402
 from ledger.canonical import canonicalize  # noqa: E402
 from ledger.commitment import (  # noqa: E402
     COMMIT_DOMAIN,
@@ -395,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {sys.version.split()[0]}, one core; load average "
         + " ".join(f"{load:.2f}" for load in os.getloadavg())
     )
+    print(f"ledger core: {_native.describe()} (CREDIT_LEDGER_PURE=1 for pure Python)")
     print(f"  {'':<44} {'rate':>14} {'unit':<13} {'sha256 rate':>14} {'ratio':>6}")
     report = Report()
     leaf_hashes = bench_commit_path(args.records, args.repeat, report)

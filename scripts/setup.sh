@@ -11,13 +11,21 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv
 fi
-py_stamp=$(stamp requirements.lock pyproject.toml)
+# The C speedups' source is in the stamp: editing ledger/_speedups.c or setup.py rebuilds it.
+py_stamp=$(stamp requirements.lock pyproject.toml setup.py ledger/_speedups.c)
 if [ "$(cat .venv/.credit-ledger-stamp 2>/dev/null)" != "$py_stamp" ]; then
   echo "setup: installing Python packages from requirements.lock"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+  # Editable install; it compiles the optional C extension ledger/_speedups (OpenSSL
+  # SHA-256) into ledger/. Without a compiler or OpenSSL headers it goes on without it.
+  rm -f ledger/_speedups.*.so
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
   echo "$py_stamp" > .venv/.credit-ledger-stamp
+elif ! ls ledger/_speedups.*.so >/dev/null 2>&1 && command -v cc >/dev/null 2>&1; then
+  echo "setup: building the ledger core's C speedups (ledger/_speedups.c)"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 fi
+echo "setup: ledger core runs $(.venv/bin/python -c 'from ledger import _native; print(_native.describe())')"
 
 npm_stamp=$(stamp package-lock.json)
 if [ "$(cat node_modules/.credit-ledger-stamp 2>/dev/null)" != "$npm_stamp" ]; then

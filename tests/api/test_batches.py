@@ -10,6 +10,7 @@ from node_harness import OPERATOR, VERIFIER, Node
 import ledger
 from node_api.batches import manifest_hash
 from node_api.config import Settings
+from node_api.db.tables import record_versions, records
 from node_api.testing import LocalConsortium, sample_record
 
 
@@ -90,3 +91,23 @@ def test_a_batch_carries_at_most_max_heads_per_batch_corrections(
     moves = consortium.anchor().heads_moved(110000)
     per_batch = {b["seq"]: sum(1 for m in moves if m.seq == b["seq"]) for b in result["anchored"]}
     assert list(per_batch.values()) == [2, 2, 1]
+
+
+def test_sealing_numbers_leaves_in_submission_order_with_or_without_id_gaps(node: Node) -> None:
+    # SQLite seals a contiguous run of pending ids with one UPDATE, anything else row by row.
+    keys = [r["record_key"] for r in node.submit([sample_record() for _ in range(6)])["records"]]
+    gone = bytes.fromhex(keys[2])
+    with node.services.db.write() as conn:  # a gap in the pending ids
+        conn.execute(record_versions.delete().where(record_versions.c.record_key == gone))
+        conn.execute(records.delete().where(records.c.record_key == gone))
+    node.anchor()
+    kept = keys[:2] + keys[3:]
+    receipts = [node.receipt(k) for k in kept]
+    assert [r["leaf"]["index"] for r in receipts] == [0, 1, 2, 3, 4]
+    more = [r["record_key"] for r in node.submit([sample_record() for _ in range(3)])["records"]]
+    node.anchor()
+    receipts += [node.receipt(k) for k in more]
+    assert [r["leaf"]["index"] for r in receipts[5:]] == [0, 1, 2]
+    for receipt in receipts:
+        response = node.client.post("/v1/verify", json=receipt, headers=VERIFIER)
+        assert response.json()["status"] == "valid", response.text

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from node_harness import AUDITOR, OPERATOR, VERIFIER, Node
 
 import ledger
+from ledger.errors import ChainError
+from node_api.chain import ChainGateway, HeadReader
+from node_api.config import Settings
 from node_api.testing import sample_record
 
 
@@ -144,3 +150,31 @@ def test_verify_outcomes_are_counted(node: Node) -> None:
     _verify(node, receipt)
     text = node.client.get("/metrics").text
     assert 'credit_ledger_verify_total{outcome="valid"} 1.0' in text
+
+
+def test_concurrent_verifications_read_current_heads_in_shared_batches(node: Node) -> None:
+    _, keys = _anchored(node, 6)
+    receipts = [node.receipt(k) for k in keys]
+    gateway = node.services.chain
+    anchor = gateway.anchor
+    wanted = [(110000, bytes.fromhex(k)) for k in keys] + [(110000, bytes(32))]
+    # One batched read gives what six separate headOf calls give; an unknown key's head is zero.
+    assert gateway.heads_of(wanted) == [anchor.head_of(r, k) for r, k in wanted]
+    with ThreadPoolExecutor(6) as pool:
+        verdicts = list(pool.map(lambda r: _verify(node, r), receipts * 3))
+    assert {v["status"] for v in verdicts} == {"valid"}
+
+
+def test_verify_answers_503_when_the_chain_does_not_answer_head_reads(
+    make_settings: Callable[..., Settings], start_node: Callable[[Settings], Node]
+) -> None:
+    node = start_node(make_settings())
+    _, keys = _anchored(node, 1)
+    receipt = node.receipt(keys[0])
+    assert _verify(node, receipt)["status"] == "valid"  # batch root now cached
+    dead = ChainGateway(make_settings(rpc_url="http://127.0.0.1:9"), None, node.services.metrics)
+    with pytest.raises(ChainError):
+        dead.heads_of([(110000, bytes(32))])
+    node.services.chain.heads = HeadReader(dead)
+    response = node.client.post("/v1/verify", json=receipt, headers=VERIFIER)
+    assert response.status_code == 503, response.text

@@ -99,6 +99,10 @@ def test_the_node_image_runs_the_cli(compose: dict[str, Any]) -> None:
     assert 'ENTRYPOINT ["credit-ledger"]' in dockerfile
     assert '"node", "serve", "--host", "0.0.0.0", "--port", "8000"' in dockerfile
     assert "requirements.lock" in dockerfile
+    # The build stage copies what setup.py compiles, so the image has the core's C speedups.
+    copied = " ".join(line for line in dockerfile.splitlines() if line.startswith("COPY "))
+    assert "setup.py" in copied and "COPY ledger ./ledger" in dockerfile
+    assert "libssl-dev" in dockerfile and "n.speedups is not None" in dockerfile
     assert compose["services"]["deploy"]["command"][0] == "deploy"
     dependencies = compose["services"]["node-beijing"]["depends_on"]
     assert dependencies["deploy"]["condition"] == "service_completed_successfully"

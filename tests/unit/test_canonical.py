@@ -15,6 +15,9 @@ from ledger.canonical import MAX_DEPTH, canonical_json, canonicalize
 from ledger.errors import RecordError
 from ledger.records import parse_record
 
+# Every test here runs on the C speedups and again on pure Python (see conftest.py).
+pytestmark = pytest.mark.usefixtures("core_path")
+
 
 def _rejects(value: object, field: str, reason_part: str) -> None:
     with pytest.raises(RecordError) as caught:

@@ -32,6 +32,9 @@ from ledger.commitment import (
 from ledger.errors import RecordError
 from ledger.records import RecordType, parse_record
 
+# Every test here runs on the C speedups and again on pure Python (see conftest.py).
+pytestmark = pytest.mark.usefixtures("core_path")
+
 KEY = hashlib.sha256(b"some record").digest()
 COMMITMENT = hashlib.sha256(b"some commitment").digest()
 PREV = hashlib.sha256(b"previous leaf").digest()

@@ -28,6 +28,9 @@ from ledger.merkle import (
     verify_inclusion,
 )
 
+# Every test here, the RFC 6962 vectors included, runs on the C speedups and on pure Python.
+pytestmark = pytest.mark.usefixtures("core_path")
+
 
 def _vectors_dir() -> Path:
     override = os.environ.get("CREDIT_LEDGER_VECTORS")

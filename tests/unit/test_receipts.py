@@ -25,6 +25,9 @@ from ledger.receipts import (
     normalize_address,
 )
 
+# Every test here runs on the C speedups and again on pure Python (see conftest.py).
+pytestmark = pytest.mark.usefixtures("core_path")
+
 DELETE = object()
 
 

@@ -39,6 +39,9 @@ from ledger.records import (
     record_type_of,
 )
 
+# Every test here runs on the C speedups and again on pure Python (see conftest.py).
+pytestmark = pytest.mark.usefixtures("core_path")
+
 
 def _rejects(obj: object, field: str, reason_part: str) -> RecordError:
     with pytest.raises(RecordError) as caught:
@@ -714,3 +717,33 @@ def test_subclasses_of_record_parse_through_the_checked_parse() -> None:
 
     record = TaggedRecord.from_json(record_json())
     assert type(record) is TaggedRecord
+
+
+@pytest.mark.parametrize("penalty_kinds", [None, 5, "fine", {"fine": 1}])
+def test_rejects_a_choice_list_that_is_not_a_list_with_a_record_error(penalty_kinds: Any) -> None:
+    # The generated fast path once counted the list's quotes before checking it was a list,
+    # and raised TypeError (len(None)) instead of letting the checked parse name the field.
+    obj = _with_data(penalty_kinds=penalty_kinds)
+    assert parse_record_fast(obj) is None
+    with pytest.raises(RecordError) as caught:
+        parse_record(obj)
+    assert caught.value.field == "data.penalty_kinds"
+
+
+def test_a_huge_hostile_value_gives_a_bounded_error_message() -> None:
+    record = {
+        "schema": "x" * 1_000_000,
+        "region": 110000,
+        "uscc": "91110108MA01ABCD1X",
+        "record_type": "registration",
+        "record_id": "r-1",
+        "issued_by": "北京市市场监督管理局",
+        "issued_at": "2024-01-02",
+        "data": {},
+    }
+    with pytest.raises(RecordError) as caught:
+        parse_record(record)
+    assert caught.value.field == "schema"
+    assert len(caught.value.reason) <= 500
+    assert caught.value.reason.endswith("… (1,000,041 characters in all)")
+    assert len(str(caught.value)) < 600

@@ -32,6 +32,9 @@ from ledger.verify import (
     verify_receipt,
 )
 
+# Every test here runs on the C speedups and again on pure Python (see conftest.py).
+pytestmark = pytest.mark.usefixtures("core_path")
+
 
 def _assert_failed(verdict: Verdict, step: int, status: VerdictStatus, reason_part: str) -> None:
     assert verdict.status is status
