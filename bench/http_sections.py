@@ -76,12 +76,28 @@ def scale_import(
     anchored = time.perf_counter()
     for client in http:
         client.close()
+    assert accepted == records, (accepted, records)
+    figures = _import_figures(
+        node, records, started, intake_done, anchored, self_peak_rss_mib(), load_before
+    )
+    via = "bench/http_sections.py bulk client, 2 requests in flight"
+    return {"via": via, **figures, "keys": keys}
+
+
+def _import_figures(
+    node: NodeProcess,
+    records: int,
+    started: float,
+    intake_done: float,
+    anchored: float,
+    importer_peak_rss_mib: float,
+    load_before: list[float],
+) -> dict[str, Any]:
+    """The figures both importers report, from their clock readings and the node's state."""
     with node.client() as client:
         batches = client.get("/v1/batches", params={"limit": 1}).json()["batches"]
-    assert accepted == records, (accepted, records)
     elapsed = anchored - started
     return {
-        "via": "bench/http_sections.py bulk client, 2 requests in flight",
         "records": records,
         "seconds": elapsed,
         "intake_seconds": intake_done - started,
@@ -90,11 +106,10 @@ def scale_import(
         "intake_records_per_second": records / (intake_done - started),
         "database_bytes": node.database_bytes(),
         "node_peak_rss_mib": node.peak_rss_mib(),
-        "importer_peak_rss_mib": self_peak_rss_mib(),
+        "importer_peak_rss_mib": importer_peak_rss_mib,
         "last_seq": batches[0]["seq"] if batches else None,
         "load_before": load_before,
         "load_after": load(),
-        "keys": keys,
     }
 
 
@@ -121,23 +136,10 @@ def cli_import(node: NodeProcess, path: Path, records: int) -> dict[str, Any]:
     anchored = time.perf_counter()
     summary = json.loads(output)
     records = summary["counts"]["created"]
-    with node.client() as client:
-        batches = client.get("/v1/batches", params={"limit": 1}).json()["batches"]
-    elapsed = anchored - started
+    figures = _import_figures(node, records, started, intake_done, anchored, peak, load_before)
     return {
         "via": "credit-ledger import FILE --anchor",
-        "records": records,
-        "seconds": elapsed,
-        "intake_seconds": intake_done - started,
-        "anchor_tail_seconds": anchored - intake_done,
-        "records_per_second": records / elapsed,
-        "intake_records_per_second": records / (intake_done - started),
-        "database_bytes": node.database_bytes(),
-        "node_peak_rss_mib": node.peak_rss_mib(),
-        "importer_peak_rss_mib": peak,
-        "last_seq": batches[0]["seq"] if batches else None,
-        "load_before": load_before,
-        "load_after": load(),
+        **figures,
         "rows": summary["counts"]["rows"],
         "rejected": summary["counts"]["rejected"],
         "cli_summary": {k: v for k, v in summary.items() if k != "anchor"},
