@@ -116,6 +116,29 @@ def _consortium(
     return deployment.consortium_client(client)
 
 
+def _signing_consortium(
+    rpc_url: str,
+    deployment_file: Path,
+    *,
+    keystore: Path | None,
+    password_file: Path | None,
+    key: str | None,
+    gas_price: int | None,
+) -> Any:
+    """``_consortium`` for a command that sends transactions: a signer key is required."""
+    consortium = _consortium(
+        rpc_url,
+        deployment_file,
+        keystore=keystore,
+        password_file=password_file,
+        key=key,
+        gas_price=gas_price,
+    )
+    if consortium.client.account is None:
+        raise CliError("a signer key is needed: --signer-keystore or CREDIT_LEDGER_SIGNER_KEY")
+    return consortium
+
+
 def _format_args(proposal: Any) -> str:
     try:
         return ", ".join(str(a) for a in proposal.args)
@@ -208,7 +231,7 @@ def propose(
             raise CliError(f"{kind} needs {option}", ExitCode.USAGE)
         return value
 
-    consortium = _consortium(
+    consortium = _signing_consortium(
         rpc_url,
         deployment_file,
         keystore=signer_keystore,
@@ -216,8 +239,6 @@ def propose(
         key=signer_key,
         gas_price=gas_price,
     )
-    if consortium.client.account is None:
-        raise CliError("a signer key is needed: --signer-keystore or CREDIT_LEDGER_SIGNER_KEY")
     if kind == "add-region":
         result = consortium.propose_add_region(
             need(region, "--region"), need(name, "--name"), need(account, "--account")
@@ -258,7 +279,7 @@ def approve(
     gas_price: GasPrice = None,
 ) -> None:
     """Approve a proposal for your region; it executes once the threshold is met."""
-    consortium = _consortium(
+    consortium = _signing_consortium(
         rpc_url,
         deployment_file,
         keystore=signer_keystore,
@@ -266,8 +287,6 @@ def approve(
         key=signer_key,
         gas_price=gas_price,
     )
-    if consortium.client.account is None:
-        raise CliError("a signer key is needed: --signer-keystore or CREDIT_LEDGER_SIGNER_KEY")
     _print_outcome("proposal", consortium.approve(proposal_id))
 
 
