@@ -66,7 +66,7 @@ def _anvil_version() -> str:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every section in turn; returns the results."""
-    from bench import http_sections, offline, peers
+    from bench import http_sections, node_costs, offline, peers
     from bench.nodes import NodeProcess
     from ledger.chain import ChainClient
     from node_api.testing import start_local_consortium
@@ -226,6 +226,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             key=OPERATOR_KEY, unique=True,
         )  # fmt: skip
         results["bulk_records_per_request"] = per_request
+
+        _step(f"corrections ({args.corrections}) and sealing ({args.seal_versions:,} versions)")
+        results["corrections"] = node_costs.correction_gas(beijing, args.corrections)
+        results["seal"] = node_costs.seal_time(args.seal_versions)
+        c, sealed = results["corrections"], results["seal"]
+        print(
+            f"   {c['gas_per_correction']:,.0f} gas/correction "
+            f"({c['gas_per_new_record']:,.0f} per new record in the same batch size); "
+            f"{sealed['versions']:,} versions sealed in {sealed['seconds']:.2f} s",
+            flush=True,
+        )
     finally:
         for node in nodes:
             node.stop()
@@ -262,6 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records-rates", default="1,2,4,8")
     parser.add_argument("--bulk-records", type=int, default=1000, help="records per bulk POST")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--corrections", type=int, default=256,
+        help="records corrected by PUT and anchored (256 = one batch at the node's head cap)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--seal-versions", type=int, default=65536, help="versions sealed in one batch"
+    )
     parser.add_argument("--work-dir", default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--report", default=str(BENCH_DIR / "report.md"))
@@ -293,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         args.records_rates = "2"
         args.bulk_records = 100
         args.latency_seconds = 1.0
+        args.corrections = 16
+        args.seal_versions = 4096
     args.integrity_records = min(args.integrity_records, args.scale_records)
     results = run(args)
     from bench.report import write_chart, write_report

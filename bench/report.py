@@ -129,6 +129,34 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
+def _corrections_and_sealing(results: dict[str, Any]) -> list[str]:
+    """The section on corrections and sealing; nothing for results of runs before it existed."""
+    if "corrections" not in results or "seal" not in results:
+        return []
+    c, s = results["corrections"], results["seal"]
+    return [
+        "",
+        "## Corrections and sealing",
+        "",
+        f"Corrections: {c['corrections']:,} new records of Beijing's node anchored in a batch of "
+        "their own, then each corrected by `PUT /v1/records/{key}` (version 2) and the "
+        "corrections anchored in a batch of their own; the difference per version is the "
+        "on-chain record head update. Sealing: the worker's sealing transaction (pick the "
+        "pending versions, assign leaf indexes, root, store the batch, commit) on a fresh "
+        "SQLite database in process, no chain.",
+        "",
+        "| measurement | versions | result | load before |",
+        "|---|---:|---|---|",
+        f"| gas per correction (PUT → version 2, anchored in {c['batches']} batch"
+        f"{'es' if c['batches'] > 1 else ''}) | "
+        f"{c['corrections']:,} | {c['gas_per_correction']:,.0f} gas vs {c['gas_per_new_record']:,.0f} "
+        f"per new record at the same batch size: head update {c['head_update_gas']:,.0f} gas; "
+        f"PUT p50 {c['put_p50_ms']:.1f} ms, p99 {c['put_p99_ms']:.1f} ms | {c['load_before']} |",
+        f"| sealing one batch | {s['versions']:,} | {s['seconds']:.2f} s ({_n(s['versions_per_second'])} "
+        f"versions/s); the tree alone takes {s['tree_seconds'] * 1000:.1f} ms | {s['load_before']} |",
+    ]
+
+
 def write_report(results: dict[str, Any], path: Path, chart: Path) -> None:
     """Write the Markdown report."""
     m = results["machine"]
@@ -279,6 +307,7 @@ def write_report(results: dict[str, Any], path: Path, chart: Path) -> None:
         "|---|---:|---:|",
         f"| steps 1-4, batch roots and heads read once up front (cached) | {_n(o['steps_1_4_cached_per_second'])} | {_n(o.get('steps_1_4_cached_per_cpu_second'))} |",
         f"| steps 1-4 as above, including `json.loads` of each disclosure | {_n(o['steps_1_4_cached_from_bytes_per_second'])} | {_n(o.get('steps_1_4_cached_from_bytes_per_cpu_second'))} |",
+        f"| steps 1-4 as above, from the bytes with `ledger.verify_disclosure_json` | {_n(o.get('steps_1_4_cached_verify_json_per_second'))} | {_n(o.get('steps_1_4_cached_verify_json_per_cpu_second'))} |",
         f"| steps 1-2 only (no chain at all) | {_n(o['steps_1_2_per_second'])} | {_n(o.get('steps_1_2_per_cpu_second'))} |",
         f"| `POST /v1/verify`, {v['concurrency']} clients back to back (closed loop), against the chain | {_n(v['disclosures_per_second'])} | — |",
         "",
@@ -310,6 +339,7 @@ def write_report(results: dict[str, Any], path: Path, chart: Path) -> None:
                 f"{_n(r['p50_ms'], 1)} | {_n(r['p99_ms'], 1)} | {_n(r['p999_ms'], 1)} | "
                 f"{r['errors'] or '—'}{unfinished} | {r['load_before']} |"
             )
+    lines += _corrections_and_sealing(results)
     lines += [
         "",
         "## Reproduce",

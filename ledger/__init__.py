@@ -7,6 +7,7 @@ Typical offline check of a disclosure received from a region::
 
     verdict = ledger.verify_disclosure(disclosure_json)  # offline: steps 1-2
     verdict = ledger.verify_disclosure(disclosure_json, reader)  # steps 1-4 (ledger.chain)
+    verdict = ledger.verify_disclosure_json(line, reader)  # the same, from the JSON text
 """
 
 from ledger.canonical import canonical_json, canonicalize
@@ -77,7 +78,9 @@ from ledger.verify import (
     Verdict,
     VerdictStatus,
     verify_disclosure,
+    verify_disclosure_json,
     verify_disclosures,
+    verify_disclosures_json,
     verify_receipt,
 )
 
@@ -149,6 +152,8 @@ __all__ = [
     "verify_receipt",
     "verify_disclosure",
     "verify_disclosures",
+    "verify_disclosure_json",
+    "verify_disclosures_json",
     # errors
     "LedgerError",
     "RecordError",

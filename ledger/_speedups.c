@@ -488,25 +488,33 @@ error:
     return -1;
 }
 
-/* DESIGN §3 for version 1 (active, no predecessor): record key, salt, commitment, leaf. */
+/* record_key of DESIGN §3. */
 static void
-hash_item(Item *item, const SHA256_CTX *hmac)
+item_record_key(const Item *item, unsigned char *out)
 {
-    static const unsigned char first_version[4] = {0, 0, 0, 1};
-    static const unsigned char zero[HASH_SIZE] = {0};
     unsigned char region[4] = {
         (unsigned char)(item->region >> 24), (unsigned char)(item->region >> 16),
         (unsigned char)(item->region >> 8), (unsigned char)item->region};
     SHA256_CTX ctx;
-    unsigned char inner[HASH_SIZE];
-
     SHA256_Init(&ctx);
     SHA256_Update(&ctx, KEY_DOMAIN, KEY_DOMAIN_LEN);
     SHA256_Update(&ctx, region, 4);
     SHA256_Update(&ctx, item->uscc, (size_t)item->uscc_len);
     SHA256_Update(&ctx, &item->type_code, 1);
     SHA256_Update(&ctx, item->record_id, (size_t)item->record_id_len);
-    SHA256_Final(item->key, &ctx);
+    SHA256_Final(out, &ctx);
+}
+
+/* DESIGN §3 for version 1 (active, no predecessor): record key, salt, commitment, leaf. */
+static void
+hash_item(Item *item, const SHA256_CTX *hmac)
+{
+    static const unsigned char first_version[4] = {0, 0, 0, 1};
+    static const unsigned char zero[HASH_SIZE] = {0};
+    SHA256_CTX ctx;
+    unsigned char inner[HASH_SIZE];
+
+    item_record_key(item, item->key);
 
     ctx = hmac[0];
     SHA256_Update(&ctx, item->key, HASH_SIZE);
@@ -839,9 +847,19 @@ out_quoted_ascii(Out *out, PyObject *text)
 static int
 out_integer(Out *out, long long value)
 {
-    char digits[32];
-    int length = snprintf(digits, sizeof(digits), "%lld", value);
-    return out_write(out, digits, length);
+    char digits[24];
+    char *p = digits + sizeof(digits);
+    /* through unsigned: the magnitude of LLONG_MIN does not fit a long long */
+    unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value
+                                             : (unsigned long long)value;
+    do {
+        *--p = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude);
+    if (value < 0) {
+        *--p = '-';
+    }
+    return out_write(out, p, digits + sizeof(digits) - p);
 }
 
 /* _Text.check: a str of 1..maximum characters, no leading or trailing whitespace (as
@@ -932,6 +950,7 @@ date_of(PyObject *value)
     return date;
 }
 
+/* An exact int (not bool) in [minimum, maximum]. */
 static int
 integer_in(PyObject *value, long long minimum, long long maximum, long long *result)
 {
@@ -1414,6 +1433,1455 @@ configure_records(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* --- receipts and disclosures (DESIGN §5) -------------------------------------------------- */
+
+/* The fast paths of ledger.receipts and ledger.verify: read a receipt or a disclosure (from
+ * its JSON object, or straight from its JSON text) into the same frozen objects the Python
+ * parse builds, and run verification steps 1-2 on them. Each function returns None at the
+ * first doubt: anything unusual in the input, any rejection and any failing step. The Python
+ * paths then decide, so every error and every failing verdict (its field, reason, expected and
+ * computed values) comes from them; here only the common, valid case is made fast. The
+ * member names are DESIGN §5's; the bounds and classes come from configure_receipts(). */
+
+#define MAX_PROOF 64  /* static room; the configured maximum (32) is checked against it */
+
+static struct {
+    int ready;
+    PyTypeObject *receipt_type, *chain_type, *batch_type, *disclosure_type;
+    PyObject *receipt_slots[5];  /* chain, batch, leaf_index, leaf, proof */
+    PyObject *chain_slots[4];  /* chain_id, anchor_contract, tx_hash, block_number */
+    PyObject *batch_slots[4];  /* region, seq, root, size */
+    PyObject *disclosure_slots[3];  /* receipt, record, salt */
+    PyObject *format, *hash_alg;  /* the only supported values, str */
+    PyObject *status_members[4];  /* LeafStatus by code 1-3 */
+    PyObject *status_names[4];  /* their names in receipts, str */
+    long long max_json_int, max_batch_size, max_version;
+    Py_ssize_t max_proof_nodes;
+    PyObject *names[23];  /* interned member names, see NAME_* */
+} receipts;
+
+enum {
+    NAME_FORMAT, NAME_HASH_ALG, NAME_CHAIN, NAME_BATCH, NAME_LEAF, NAME_PROOF,
+    NAME_CHAIN_ID, NAME_ANCHOR_CONTRACT, NAME_TX_HASH, NAME_BLOCK_NUMBER,
+    NAME_REGION, NAME_SEQ, NAME_ROOT, NAME_SIZE,
+    NAME_INDEX, NAME_RECORD_KEY, NAME_VERSION, NAME_STATUS, NAME_PREV_LEAF, NAME_COMMITMENT,
+    NAME_RECEIPT, NAME_RECORD, NAME_SALT, NAME_COUNT
+};
+
+static const char *const MEMBER_NAMES[NAME_COUNT] = {
+    "format", "hash_alg", "chain", "batch", "leaf", "proof",
+    "chain_id", "anchor_contract", "tx_hash", "block_number",
+    "region", "seq", "root", "size",
+    "index", "record_key", "version", "status", "prev_leaf", "commitment",
+    "receipt", "record", "salt",
+};
+
+/* Everything a receipt holds, read and checked, before any object is built. */
+typedef struct {
+    long long chain_id, block_number, region, seq, size, index, version;
+    int status;  /* 1-3 */
+    PyObject *address;  /* new reference: the lower-case anchor contract address */
+    unsigned char tx_hash[HASH_SIZE], root[HASH_SIZE], record_key[HASH_SIZE],
+        prev_leaf[HASH_SIZE], commitment[HASH_SIZE];
+    Py_ssize_t proof_count;
+    unsigned char proof[MAX_PROOF][HASH_SIZE];
+} ReceiptValues;
+
+/* Lower-case hex digit values, -1 for everything else (upper case included: receipts carry
+ * lower-case hex only); hex digit values of either case, for \u escapes; and the bytes a
+ * JSON string holds as themselves (printable ASCII but the quote and the backslash). */
+static signed char HEX_VALUES[256], ANY_CASE_HEX_VALUES[256];
+static unsigned char PLAIN_ASCII[256];
+
+static void
+init_tables(void)
+{
+    memset(HEX_VALUES, -1, sizeof(HEX_VALUES));
+    memset(ANY_CASE_HEX_VALUES, -1, sizeof(ANY_CASE_HEX_VALUES));
+    for (int i = 0; i < 10; i++) {
+        HEX_VALUES['0' + i] = ANY_CASE_HEX_VALUES['0' + i] = (signed char)i;
+    }
+    for (int i = 0; i < 6; i++) {
+        HEX_VALUES['a' + i] = ANY_CASE_HEX_VALUES['a' + i] = (signed char)(10 + i);
+        ANY_CASE_HEX_VALUES['A' + i] = (signed char)(10 + i);
+    }
+    for (int c = 0; c < 256; c++) {
+        PLAIN_ASCII[c] = c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+    }
+}
+
+/* Decode 2 * size lower-case hex digits; 0 if any is not one. */
+static int
+lower_hex(const unsigned char *digits, Py_ssize_t size, unsigned char *out)
+{
+    int bad = 0;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        int high = HEX_VALUES[digits[2 * i]], low = HEX_VALUES[digits[2 * i + 1]];
+        bad |= high | low;  /* negative if either is -1 */
+        /* unsigned: shifting a negative int (a non-digit's -1) left is undefined in C */
+        out[i] = (unsigned char)(((unsigned)high << 4) | ((unsigned)low & 0xfu));
+    }
+    return bad >= 0;
+}
+
+/* A str of exactly 64 lower-case hex digits, decoded. */
+static int
+hash_str(PyObject *value, unsigned char *out)
+{
+    return PyUnicode_CheckExact(value) && PyUnicode_IS_ASCII(value)
+        && PyUnicode_GET_LENGTH(value) == 2 * HASH_SIZE
+        && lower_hex(PyUnicode_DATA(value), HASH_SIZE, out);
+}
+
+static int
+is_zero_hash(const unsigned char *hash)
+{
+    unsigned char any = 0;
+    for (int i = 0; i < HASH_SIZE; i++) {
+        any |= hash[i];
+    }
+    return any == 0;
+}
+
+/* The rules across members that the per-member checks cannot see. */
+static int
+receipt_consistent(const ReceiptValues *v)
+{
+    return v->index < v->size && (v->version == 1) == is_zero_hash(v->prev_leaf)
+        && v->region / 10000 < 100 && parser.provinces[v->region / 10000];
+}
+
+/* obj[name] as a new reference; NULL without an error when absent. The references are
+ * strong: a lookup may run a hostile key's __eq__, which could change the dict. */
+static PyObject *
+member_of(PyObject *dict, int name)
+{
+    PyObject *value = PyDict_GetItemWithError(dict, receipts.names[name]);
+    Py_XINCREF(value);
+    return value;
+}
+
+/* Look up count members of dict, names[first..first+count); 1 if all are present. */
+static int
+members_of(PyObject *dict, int first, int count, PyObject **out)
+{
+    for (int i = 0; i < count; i++) {
+        out[i] = member_of(dict, first + i);
+        if (out[i] == NULL) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ledger.receipts._receipt_fast in C, on a receipt's JSON object: 1 read, 0 not (let the
+ * Python paths decide), -1 error. On 1, v->address holds a new reference. */
+static int
+receipt_from_object(PyObject *obj, ReceiptValues *v)
+{
+    /* format, hash_alg, chain, batch, leaf, proof, then the members of chain, batch, leaf */
+    PyObject *m[NAME_COMMITMENT + 1] = {NULL};
+    int result = 0;
+    if (!PyDict_CheckExact(obj) || PyDict_GET_SIZE(obj) != 6
+        || !members_of(obj, NAME_FORMAT, 6, m)) {
+        goto done;
+    }
+    PyObject *chain = m[NAME_CHAIN], *batch = m[NAME_BATCH], *leaf = m[NAME_LEAF];
+    PyObject *proof = m[NAME_PROOF];
+    if (!PyUnicode_CheckExact(m[NAME_FORMAT])
+        || PyUnicode_Compare(m[NAME_FORMAT], receipts.format) != 0
+        || !PyUnicode_CheckExact(m[NAME_HASH_ALG])
+        || PyUnicode_Compare(m[NAME_HASH_ALG], receipts.hash_alg) != 0
+        || !PyDict_CheckExact(chain) || PyDict_GET_SIZE(chain) != 4
+        || !PyDict_CheckExact(batch) || PyDict_GET_SIZE(batch) != 4
+        || !PyDict_CheckExact(leaf) || PyDict_GET_SIZE(leaf) != 6
+        || !PyList_CheckExact(proof)) {
+        goto done;
+    }
+    if (!members_of(chain, NAME_CHAIN_ID, 4, m + NAME_CHAIN_ID)
+        || !members_of(batch, NAME_REGION, 4, m + NAME_REGION)
+        || !members_of(leaf, NAME_INDEX, 6, m + NAME_INDEX)) {
+        goto done;
+    }
+    PyObject *address = m[NAME_ANCHOR_CONTRACT], *tx_hash = m[NAME_TX_HASH];
+    if (!integer_in(m[NAME_CHAIN_ID], 1, receipts.max_json_int, &v->chain_id)
+        || !integer_in(m[NAME_BLOCK_NUMBER], 0, receipts.max_json_int, &v->block_number)
+        || !PyUnicode_CheckExact(tx_hash) || !PyUnicode_IS_ASCII(tx_hash)
+        || PyUnicode_GET_LENGTH(tx_hash) != 2 + 2 * HASH_SIZE
+        || memcmp(PyUnicode_DATA(tx_hash), "0x", 2) != 0
+        || !lower_hex((const unsigned char *)PyUnicode_DATA(tx_hash) + 2, HASH_SIZE,
+                      v->tx_hash)
+        /* an upper or EIP-55 mixed-case address goes to the Python path, which checks
+         * the checksum */
+        || !PyUnicode_CheckExact(address) || !PyUnicode_IS_ASCII(address)
+        || PyUnicode_GET_LENGTH(address) != 42
+        || memcmp(PyUnicode_DATA(address), "0x", 2) != 0
+        || !integer_in(m[NAME_REGION], 100000, 999999, &v->region)
+        || !integer_in(m[NAME_SEQ], 0, receipts.max_json_int, &v->seq)
+        || !hash_str(m[NAME_ROOT], v->root)
+        || !integer_in(m[NAME_SIZE], 1, receipts.max_batch_size, &v->size)
+        || !integer_in(m[NAME_INDEX], 0, receipts.max_json_int, &v->index)
+        || !hash_str(m[NAME_RECORD_KEY], v->record_key)
+        || !integer_in(m[NAME_VERSION], 1, receipts.max_version, &v->version)
+        || !PyUnicode_CheckExact(m[NAME_STATUS])
+        || !hash_str(m[NAME_PREV_LEAF], v->prev_leaf)
+        || !hash_str(m[NAME_COMMITMENT], v->commitment)) {
+        goto done;
+    }
+    unsigned char address_bytes[20];
+    if (!lower_hex((const unsigned char *)PyUnicode_DATA(address) + 2, 20, address_bytes)) {
+        goto done;
+    }
+    v->status = 0;
+    for (int code = 1; code <= 3; code++) {
+        if (PyUnicode_Compare(m[NAME_STATUS], receipts.status_names[code]) == 0) {
+            v->status = code;
+        }
+    }
+    Py_ssize_t count = PyList_GET_SIZE(proof);
+    if (v->status == 0 || count > receipts.max_proof_nodes || !receipt_consistent(v)) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        /* no Python code runs from here on: the list cannot change */
+        if (!hash_str(PyList_GET_ITEM(proof, i), v->proof[i])) {
+            goto done;
+        }
+    }
+    v->proof_count = count;
+    Py_INCREF(address);
+    v->address = address;
+    result = 1;
+done:
+    for (int i = 0; i <= NAME_COMMITMENT; i++) {
+        Py_XDECREF(m[i]);
+    }
+    return PyErr_Occurred() ? -1 : result;
+}
+
+static PyObject *
+new_hash(const unsigned char *hash)
+{
+    return PyBytes_FromStringAndSize((const char *)hash, HASH_SIZE);
+}
+
+/* The Receipt of checked values, built as the Python fast path builds it. */
+static PyObject *
+build_receipt(const ReceiptValues *v)
+{
+    PyObject *chain = NULL, *batch = NULL, *leaf = NULL, *proof = NULL, *receipt = NULL;
+    PyObject *ints[7] = {NULL}, *hashes[5] = {NULL};
+    long long int_values[7] = {v->chain_id, v->block_number, v->region, v->seq, v->size,
+                               v->index, v->version};
+    const unsigned char *hash_values[5] = {v->tx_hash, v->root, v->record_key, v->prev_leaf,
+                                           v->commitment};
+    for (int i = 0; i < 7; i++) {
+        if ((ints[i] = PyLong_FromLongLong(int_values[i])) == NULL) {
+            goto done;
+        }
+    }
+    for (int i = 0; i < 5; i++) {
+        if (i == 3 && is_zero_hash(v->prev_leaf)) {
+            Py_INCREF(config.zero_hash);
+            hashes[i] = config.zero_hash;
+        }
+        else if ((hashes[i] = new_hash(hash_values[i])) == NULL) {
+            goto done;
+        }
+    }
+    if ((proof = PyTuple_New(v->proof_count)) == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < v->proof_count; i++) {
+        PyObject *node = new_hash(v->proof[i]);
+        if (node == NULL) {
+            goto done;
+        }
+        PyTuple_SET_ITEM(proof, i, node);
+    }
+    PyObject *chain_values[4] = {ints[0], v->address, hashes[0], ints[1]};
+    PyObject *batch_values[4] = {ints[2], ints[3], hashes[1], ints[4]};
+    PyObject *leaf_values[5] = {hashes[2], ints[6], receipts.status_members[v->status],
+                                hashes[3], hashes[4]};
+    if ((chain = new_instance(receipts.chain_type, receipts.chain_slots, chain_values, 4))
+            == NULL
+        || (batch = new_instance(receipts.batch_type, receipts.batch_slots, batch_values, 4))
+            == NULL
+        || (leaf = new_instance(config.leaf_type, config.leaf_slots, leaf_values, 5))
+            == NULL) {
+        goto done;
+    }
+    PyObject *receipt_values[5] = {chain, batch, ints[5], leaf, proof};
+    receipt = new_instance(receipts.receipt_type, receipts.receipt_slots, receipt_values, 5);
+done:
+    for (int i = 0; i < 7; i++) {
+        Py_XDECREF(ints[i]);
+    }
+    for (int i = 0; i < 5; i++) {
+        Py_XDECREF(hashes[i]);
+    }
+    Py_XDECREF(proof);
+    Py_XDECREF(chain);
+    Py_XDECREF(batch);
+    Py_XDECREF(leaf);
+    return receipt;
+}
+
+static PyObject *
+build_disclosure(const ReceiptValues *v, PyObject *record, const unsigned char *salt)
+{
+    PyObject *receipt = build_receipt(v);
+    if (receipt == NULL) {
+        return NULL;
+    }
+    PyObject *salt_bytes = new_hash(salt);
+    if (salt_bytes == NULL) {
+        Py_DECREF(receipt);
+        return NULL;
+    }
+    PyObject *values[3] = {receipt, record, salt_bytes};
+    PyObject *disclosure = new_instance(receipts.disclosure_type, receipts.disclosure_slots,
+                                        values, 3);
+    Py_DECREF(receipt);
+    Py_DECREF(salt_bytes);
+    return disclosure;
+}
+
+static int
+receipts_ready(void)
+{
+    if (!receipts.ready || !config.ready || !parser.ready) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_receipts() has not succeeded");
+        return 0;
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(parse_receipt_doc,
+"parse_receipt(obj: object) -> Receipt | None\n\n"
+"Receipt.from_json's fast path: the Receipt if obj is a receipt's JSON object that the\n"
+"Python parse accepts as is, else None.");
+
+static PyObject *
+parse_receipt(PyObject *module, PyObject *obj)
+{
+    if (!receipts_ready()) {
+        return NULL;
+    }
+    ReceiptValues v;
+    v.address = NULL;
+    int status = receipt_from_object(obj, &v);
+    if (status <= 0) {
+        if (status < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    PyObject *receipt = build_receipt(&v);
+    Py_DECREF(v.address);
+    return receipt;
+}
+
+PyDoc_STRVAR(parse_disclosure_doc,
+"parse_disclosure(obj: object) -> Disclosure | None\n\n"
+"Disclosure.from_json's fast path: the Disclosure if obj is a disclosure's JSON object that\n"
+"the Python parse accepts as is, else None.");
+
+static PyObject *
+parse_disclosure(PyObject *module, PyObject *obj)
+{
+    if (!receipts_ready()) {
+        return NULL;
+    }
+    if (!PyDict_CheckExact(obj) || PyDict_GET_SIZE(obj) != 3) {
+        Py_RETURN_NONE;
+    }
+    PyObject *m[3] = {NULL}, *record = NULL, *result = NULL;
+    ReceiptValues v;
+    v.address = NULL;
+    unsigned char salt[HASH_SIZE];
+    int status = 0;
+    if (members_of(obj, NAME_RECEIPT, 3, m) && hash_str(m[2], salt)) {
+        status = receipt_from_object(m[0], &v);
+    }
+    if (status > 0) {
+        record = parse_record(module, m[1]);
+        if (record == NULL) {
+            status = -1;
+        }
+        else if (record == Py_None) {
+            status = 0;
+        }
+    }
+    if (status > 0) {
+        result = build_disclosure(&v, record, salt);
+    }
+    else if (status == 0 && !PyErr_Occurred()) {
+        result = Py_None;
+        Py_INCREF(result);
+    }
+    for (int i = 0; i < 3; i++) {
+        Py_XDECREF(m[i]);
+    }
+    Py_XDECREF(record);
+    Py_XDECREF(v.address);
+    return result;
+}
+
+/* --- disclosures from JSON text ----------------------------------------------------------- */
+
+/* A JSON reader for the one document a disclosure is. It reads what json.loads reads, and
+ * gives up (returns 0, no error set) on anything that json.loads could read differently or
+ * that the Python checks could reject: floats, integers of more than 18 digits, NaN and
+ * Infinity, lone surrogates (escaped or encoded), invalid UTF-8, duplicate receipt members,
+ * nesting deeper than MAX_DEPTH. The receipt's members are decoded straight into a
+ * ReceiptValues; the record becomes dicts, lists, str and int as json.loads makes them
+ * (dict members in document order, a repeated name keeping its last value), for
+ * parse_record. */
+
+#define MAX_DEPTH 64
+
+typedef struct {
+    const unsigned char *p, *end;
+} Text;
+
+static inline void
+skip_space(Text *t)
+{
+    while (t->p < t->end
+           && (*t->p == ' ' || *t->p == '\n' || *t->p == '\r' || *t->p == '\t')) {
+        t->p++;
+    }
+}
+
+/* Skip white space and one expected byte. */
+static inline int
+expect(Text *t, unsigned char c)
+{
+    skip_space(t);
+    if (t->p < t->end && *t->p == c) {
+        t->p++;
+        return 1;
+    }
+    return 0;
+}
+
+/* A string without escapes: its UTF-8 bytes between the quotes. */
+static int
+raw_string(Text *t, const unsigned char **start, Py_ssize_t *length)
+{
+    skip_space(t);
+    if (t->p >= t->end || *t->p != '"') {
+        return 0;
+    }
+    const unsigned char *body = t->p + 1;
+    const unsigned char *close = memchr(body, '"', (size_t)(t->end - body));
+    if (close == NULL) {
+        return 0;
+    }
+    for (const unsigned char *q = body; q < close; q++) {
+        if (*q == '\\' || *q < 0x20) {  /* an escape, maybe of that quote; a control */
+            return 0;
+        }
+    }
+    *start = body;
+    *length = close - body;
+    t->p = close + 1;
+    return 1;
+}
+
+static int
+raw_string_is(Text *t, const char *expected, Py_ssize_t expected_length)
+{
+    const unsigned char *start;
+    Py_ssize_t length;
+    return raw_string(t, &start, &length) && length == expected_length
+        && memcmp(start, expected, (size_t)length) == 0;
+}
+
+/* "<64 lower-case hex digits>": a quote, a backslash or a control among them is no digit. */
+static int
+json_hash(Text *t, unsigned char *out)
+{
+    skip_space(t);
+    const unsigned char *p = t->p;
+    if (t->end - p < 2 + 2 * HASH_SIZE || p[0] != '"' || p[1 + 2 * HASH_SIZE] != '"'
+        || !lower_hex(p + 1, HASH_SIZE, out)) {
+        return 0;
+    }
+    t->p = p + 2 + 2 * HASH_SIZE;
+    return 1;
+}
+
+/* A non-negative integer in [minimum, maximum]: digits only, no sign, fraction or exponent
+ * (those, and leading zeros, go to json.loads). */
+static int
+json_count(Text *t, long long minimum, long long maximum, long long *out)
+{
+    skip_space(t);
+    const unsigned char *q = t->p;
+    long long value = 0;
+    int digits = 0;
+    while (q < t->end && *q >= '0' && *q <= '9') {
+        if (++digits > 18) {
+            return 0;
+        }
+        value = value * 10 + (*q++ - '0');
+    }
+    if (digits == 0 || (digits > 1 && *t->p == '0')
+        || (q < t->end && (*q == '.' || *q == 'e' || *q == 'E'))) {
+        return 0;
+    }
+    t->p = q;
+    *out = value;
+    return minimum <= value && value <= maximum;
+}
+
+/* Four hex digits of a \u escape, either case. */
+static int
+escape_unit(const unsigned char *q, Py_UCS4 *unit)
+{
+    int a = ANY_CASE_HEX_VALUES[q[0]], b = ANY_CASE_HEX_VALUES[q[1]];
+    int c = ANY_CASE_HEX_VALUES[q[2]], d = ANY_CASE_HEX_VALUES[q[3]];
+    if ((a | b | c | d) < 0) {
+        return 0;
+    }
+    *unit = (Py_UCS4)((a << 12) | (b << 8) | (c << 4) | d);
+    return 1;
+}
+
+/* The next character of a string's body at *q (not its closing quote): an escape, an ASCII
+ * byte or a strictly valid UTF-8 sequence (no surrogates, no overlong forms). 0 to give up. */
+static int
+next_char(const unsigned char **q, const unsigned char *end, Py_UCS4 *out)
+{
+    const unsigned char *s = *q;
+    unsigned char c = s[0];
+    if (c < 0x20) {
+        return 0;  /* json.loads refuses raw control characters */
+    }
+    if (c == '\\') {
+        if (end - s < 2) {
+            return 0;
+        }
+        switch (s[1]) {
+        case '"': *out = '"'; break;
+        case '\\': *out = '\\'; break;
+        case '/': *out = '/'; break;
+        case 'b': *out = '\b'; break;
+        case 'f': *out = '\f'; break;
+        case 'n': *out = '\n'; break;
+        case 'r': *out = '\r'; break;
+        case 't': *out = '\t'; break;
+        case 'u': {
+            Py_UCS4 unit, low;
+            if (end - s < 6 || !escape_unit(s + 2, &unit)) {
+                return 0;
+            }
+            if (unit >= 0xdc00 && unit <= 0xdfff) {
+                return 0;  /* a lone low surrogate */
+            }
+            if (unit >= 0xd800 && unit <= 0xdbff) {
+                /* json.loads joins a surrogate pair; a lone one it keeps, and so gives up */
+                if (end - s < 12 || s[6] != '\\' || s[7] != 'u' || !escape_unit(s + 8, &low)
+                    || low < 0xdc00 || low > 0xdfff) {
+                    return 0;
+                }
+                *out = 0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00);
+                *q = s + 12;
+                return 1;
+            }
+            *out = unit;
+            *q = s + 6;
+            return 1;
+        }
+        default:
+            return 0;
+        }
+        *q = s + 2;
+        return 1;
+    }
+    if (c < 0x80) {
+        *out = c;
+        *q = s + 1;
+        return 1;
+    }
+    Py_ssize_t available = end - s;
+    if (c >= 0xc2 && c <= 0xdf) {
+        if (available < 2 || (s[1] & 0xc0) != 0x80) {
+            return 0;
+        }
+        *out = ((Py_UCS4)(c & 0x1f) << 6) | (s[1] & 0x3f);
+        *q = s + 2;
+        return 1;
+    }
+    if (c >= 0xe0 && c <= 0xef) {
+        if (available < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80
+            || (c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f)) {
+            return 0;  /* overlong, or a surrogate */
+        }
+        *out = ((Py_UCS4)(c & 0x0f) << 12) | ((Py_UCS4)(s[1] & 0x3f) << 6) | (s[2] & 0x3f);
+        *q = s + 3;
+        return 1;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        if (available < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80
+            || (s[3] & 0xc0) != 0x80 || (c == 0xf0 && s[1] < 0x90)
+            || (c == 0xf4 && s[1] > 0x8f)) {
+            return 0;
+        }
+        *out = ((Py_UCS4)(c & 0x07) << 18) | ((Py_UCS4)(s[1] & 0x3f) << 12)
+            | ((Py_UCS4)(s[2] & 0x3f) << 6) | (s[3] & 0x3f);
+        *q = s + 4;
+        return 1;
+    }
+    return 0;
+}
+
+/* A JSON string as a new str: 1, 0 to give up, -1 error. */
+static int
+json_string(Text *t, PyObject **out)
+{
+    const unsigned char *start = t->p + 1, *q = start, *end = t->end;
+    Py_ssize_t count = 0;
+    Py_UCS4 widest = 0, c;
+    int escaped = 0;
+    while (1) {
+        const unsigned char *plain = q;
+        while (q < end && PLAIN_ASCII[*q]) {
+            q++;
+        }
+        if (q > plain) {
+            count += q - plain;
+            widest = widest < 0x7f ? 0x7f : widest;  /* any ASCII maximum makes an ASCII str */
+        }
+        if (q >= end) {
+            return 0;
+        }
+        if (*q == '"') {
+            break;
+        }
+        escaped |= *q == '\\';
+        if (!next_char(&q, end, &c)) {
+            return 0;
+        }
+        widest = c > widest ? c : widest;
+        count++;
+    }
+    const unsigned char *close = q;
+    PyObject *text;
+    if (!escaped && widest < 0x80) {
+        text = PyUnicode_New(count, 0x7f);
+        if (text != NULL) {
+            memcpy(PyUnicode_DATA(text), start, (size_t)count);
+        }
+    }
+    else {
+        text = PyUnicode_New(count, widest);
+        if (text != NULL) {
+            int kind = PyUnicode_KIND(text);
+            void *data = PyUnicode_DATA(text);
+            q = start;
+            for (Py_ssize_t i = 0; i < count; i++) {
+                if (PLAIN_ASCII[*q]) {
+                    c = *q++;
+                }
+                else {
+                    next_char(&q, close, &c);  /* read once already: cannot fail */
+                }
+                PyUnicode_WRITE(kind, data, i, c);
+            }
+        }
+    }
+    if (text == NULL) {
+        return -1;
+    }
+    t->p = close + 1;
+    *out = text;
+    return 1;
+}
+
+/* An integer as json.loads reads it, if it has at most 18 digits and no fraction or
+ * exponent (int("-0") is 0, as here). */
+static int
+json_integer(Text *t, PyObject **out)
+{
+    const unsigned char *q = t->p;
+    int negative = 0, digits = 0;
+    long long value = 0;
+    if (*q == '-') {
+        negative = 1;
+        q++;
+    }
+    const unsigned char *first = q;
+    while (q < t->end && *q >= '0' && *q <= '9') {
+        if (++digits > 18) {
+            return 0;
+        }
+        value = value * 10 + (*q++ - '0');
+    }
+    if (digits == 0 || (digits > 1 && *first == '0')
+        || (q < t->end && (*q == '.' || *q == 'e' || *q == 'E'))) {
+        return 0;
+    }
+    *out = PyLong_FromLongLong(negative ? -value : value);
+    if (*out == NULL) {
+        return -1;
+    }
+    t->p = q;
+    return 1;
+}
+
+static int json_value(Text *t, int depth, PyObject **out);
+
+/* The member names of records (the envelope's and every payload's), so that a record's dict
+ * gets the same str objects as parse_record looks up: no hashing at insertion, and lookups
+ * that match by identity. Open addressing; filled by configure_receipts(). */
+#define KNOWN_NAMES 256
+
+static PyObject *known_names[KNOWN_NAMES];
+
+static unsigned
+name_slot(const unsigned char *name, Py_ssize_t length)
+{
+    unsigned hash = (unsigned)length * 131u;
+    if (length > 0) {
+        hash += name[0] * 31u + name[length - 1] * 7u + name[length / 2];
+    }
+    return hash & (KNOWN_NAMES - 1);
+}
+
+/* The known name with these bytes (borrowed), or NULL. */
+static PyObject *
+known_name(const unsigned char *name, Py_ssize_t length)
+{
+    unsigned slot = name_slot(name, length);
+    for (int probes = 0; probes < KNOWN_NAMES; probes++) {
+        PyObject *held = known_names[slot];
+        if (held == NULL) {
+            return NULL;
+        }
+        if (PyUnicode_GET_LENGTH(held) == length
+            && memcmp(PyUnicode_DATA(held), name, (size_t)length) == 0) {
+            return held;
+        }
+        slot = (slot + 1) & (KNOWN_NAMES - 1);
+    }
+    return NULL;
+}
+
+static void
+add_known_name(PyObject *name)
+{
+    static int count = 0;
+    if (!PyUnicode_CheckExact(name) || !PyUnicode_IS_ASCII(name)
+        || 2 * count >= KNOWN_NAMES) {  /* at most half full: probes stay short */
+        return;
+    }
+    const unsigned char *bytes = PyUnicode_DATA(name);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(name);
+    if (known_name(bytes, length) != NULL) {
+        return;
+    }
+    unsigned slot = name_slot(bytes, length);
+    while (known_names[slot] != NULL) {
+        slot = (slot + 1) & (KNOWN_NAMES - 1);
+    }
+    Py_INCREF(name);
+    known_names[slot] = name;
+    count++;
+}
+
+static int
+json_object(Text *t, int depth, PyObject **out)
+{
+    PyObject *dict = PyDict_New();
+    if (dict == NULL) {
+        return -1;
+    }
+    t->p++;  /* { */
+    int status = 1;
+    if (expect(t, '}')) {
+        *out = dict;
+        return 1;
+    }
+    do {
+        PyObject *key = NULL, *value = NULL;
+        skip_space(t);
+        if (t->p >= t->end || *t->p != '"') {
+            status = 0;
+            break;
+        }
+        const Text before = *t;
+        const unsigned char *name;
+        Py_ssize_t length;
+        if (raw_string(t, &name, &length) && (key = known_name(name, length)) != NULL) {
+            Py_INCREF(key);
+        }
+        else {
+            *t = before;
+            if ((status = json_string(t, &key)) <= 0) {
+                break;
+            }
+        }
+        if (!expect(t, ':')) {
+            Py_DECREF(key);
+            status = 0;
+            break;
+        }
+        if ((status = json_value(t, depth + 1, &value)) <= 0) {
+            Py_DECREF(key);
+            break;
+        }
+        /* exact str keys: no Python code runs, and the last of a repeated name wins */
+        status = PyDict_SetItem(dict, key, value) < 0 ? -1 : 1;
+        Py_DECREF(key);
+        Py_DECREF(value);
+        if (status < 0) {
+            break;
+        }
+    } while (expect(t, ','));
+    if (status > 0 && !expect(t, '}')) {
+        status = 0;
+    }
+    if (status <= 0) {
+        Py_DECREF(dict);
+        return status;
+    }
+    *out = dict;
+    return 1;
+}
+
+static int
+json_array(Text *t, int depth, PyObject **out)
+{
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        return -1;
+    }
+    t->p++;  /* [ */
+    int status = 1;
+    if (expect(t, ']')) {
+        *out = list;
+        return 1;
+    }
+    do {
+        PyObject *value = NULL;
+        if ((status = json_value(t, depth + 1, &value)) <= 0) {
+            break;
+        }
+        status = PyList_Append(list, value) < 0 ? -1 : 1;
+        Py_DECREF(value);
+        if (status < 0) {
+            break;
+        }
+    } while (expect(t, ','));
+    if (status > 0 && !expect(t, ']')) {
+        status = 0;
+    }
+    if (status <= 0) {
+        Py_DECREF(list);
+        return status;
+    }
+    *out = list;
+    return 1;
+}
+
+static int
+json_literal(Text *t, const char *word, Py_ssize_t length, PyObject *value, PyObject **out)
+{
+    if (t->end - t->p < length || memcmp(t->p, word, (size_t)length) != 0) {
+        return 0;
+    }
+    t->p += length;
+    Py_INCREF(value);
+    *out = value;
+    return 1;
+}
+
+/* Any JSON value as json.loads makes it: 1, 0 to give up, -1 error. */
+static int
+json_value(Text *t, int depth, PyObject **out)
+{
+    skip_space(t);
+    if (t->p >= t->end || depth > MAX_DEPTH) {
+        return 0;
+    }
+    switch (*t->p) {
+    case '{':
+        return json_object(t, depth, out);
+    case '[':
+        return json_array(t, depth, out);
+    case '"':
+        return json_string(t, out);
+    case 't':
+        return json_literal(t, "true", 4, Py_True, out);
+    case 'f':
+        return json_literal(t, "false", 5, Py_False, out);
+    case 'n':
+        return json_literal(t, "null", 4, Py_None, out);
+    default:
+        if (*t->p == '-' || (*t->p >= '0' && *t->p <= '9')) {
+            return json_integer(t, out);
+        }
+        return 0;  /* NaN, Infinity, or not JSON */
+    }
+}
+
+/* An object member's name, if it is one of names[first..first+count) written without
+ * escapes; its index, or -1. */
+static int
+json_member_name(Text *t, int first, int count)
+{
+    const unsigned char *start;
+    Py_ssize_t length;
+    if (!raw_string(t, &start, &length) || !expect(t, ':')) {
+        return -1;
+    }
+    for (int i = first; i < first + count; i++) {
+        PyObject *name = receipts.names[i];  /* interned ASCII */
+        if (PyUnicode_GET_LENGTH(name) == length
+            && memcmp(PyUnicode_DATA(name), start, (size_t)length) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static int
+json_status(Text *t, int *status)
+{
+    const unsigned char *start;
+    Py_ssize_t length;
+    if (!raw_string(t, &start, &length)) {
+        return 0;
+    }
+    for (int code = 1; code <= 3; code++) {
+        PyObject *name = receipts.status_names[code];
+        if (PyUnicode_GET_LENGTH(name) == length
+            && memcmp(PyUnicode_DATA(name), start, (size_t)length) == 0) {
+            *status = code;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int
+json_proof(Text *t, ReceiptValues *v)
+{
+    v->proof_count = 0;
+    if (!expect(t, '[')) {
+        return 0;
+    }
+    if (expect(t, ']')) {
+        return 1;
+    }
+    do {
+        if (v->proof_count >= receipts.max_proof_nodes
+            || !json_hash(t, v->proof[v->proof_count])) {
+            return 0;
+        }
+        v->proof_count++;
+    } while (expect(t, ','));
+    return expect(t, ']');
+}
+
+/* The lower-case address as a new str (upper and EIP-55 case go to the Python path). */
+static int
+json_address(Text *t, PyObject **out)
+{
+    const unsigned char *start;
+    Py_ssize_t length;
+    unsigned char address[20];
+    if (!raw_string(t, &start, &length) || length != 42 || memcmp(start, "0x", 2) != 0
+        || !lower_hex(start + 2, 20, address)) {
+        return 0;
+    }
+    *out = PyUnicode_New(42, 0x7f);
+    if (*out == NULL) {
+        return -1;
+    }
+    memcpy(PyUnicode_DATA(*out), start, 42);
+    return 1;
+}
+
+/* One receipt member's value: 1, 0 to give up, -1 error. */
+static int
+json_receipt_member(Text *t, int name, ReceiptValues *v, unsigned *seen);
+
+/* An object whose members are exactly names[first..first+count), each once. */
+static int
+json_members(Text *t, int first, int count, ReceiptValues *v, unsigned *seen)
+{
+    if (!expect(t, '{')) {
+        return 0;
+    }
+    int read = 0;
+    do {
+        int name = json_member_name(t, first, count);
+        if (name < 0 || (*seen & (1u << name))) {
+            return 0;
+        }
+        *seen |= 1u << name;
+        int status = json_receipt_member(t, name, v, seen);
+        if (status <= 0) {
+            return status;
+        }
+        read++;
+    } while (expect(t, ','));
+    return read == count && expect(t, '}');
+}
+
+static int
+json_receipt_member(Text *t, int name, ReceiptValues *v, unsigned *seen)
+{
+    switch (name) {
+    case NAME_FORMAT:
+        return raw_string_is(t, PyUnicode_DATA(receipts.format),
+                             PyUnicode_GET_LENGTH(receipts.format));
+    case NAME_HASH_ALG:
+        return raw_string_is(t, PyUnicode_DATA(receipts.hash_alg),
+                             PyUnicode_GET_LENGTH(receipts.hash_alg));
+    case NAME_CHAIN:
+        return json_members(t, NAME_CHAIN_ID, 4, v, seen);
+    case NAME_BATCH:
+        return json_members(t, NAME_REGION, 4, v, seen);
+    case NAME_LEAF:
+        return json_members(t, NAME_INDEX, 6, v, seen);
+    case NAME_PROOF:
+        return json_proof(t, v);
+    case NAME_CHAIN_ID:
+        return json_count(t, 1, receipts.max_json_int, &v->chain_id);
+    case NAME_ANCHOR_CONTRACT:
+        if (v->address != NULL) {
+            return 0;
+        }
+        return json_address(t, &v->address);
+    case NAME_TX_HASH: {
+        const unsigned char *start;
+        Py_ssize_t length;
+        return raw_string(t, &start, &length) && length == 2 + 2 * HASH_SIZE
+            && memcmp(start, "0x", 2) == 0 && lower_hex(start + 2, HASH_SIZE, v->tx_hash);
+    }
+    case NAME_BLOCK_NUMBER:
+        return json_count(t, 0, receipts.max_json_int, &v->block_number);
+    case NAME_REGION:
+        return json_count(t, 100000, 999999, &v->region);
+    case NAME_SEQ:
+        return json_count(t, 0, receipts.max_json_int, &v->seq);
+    case NAME_ROOT:
+        return json_hash(t, v->root);
+    case NAME_SIZE:
+        return json_count(t, 1, receipts.max_batch_size, &v->size);
+    case NAME_INDEX:
+        return json_count(t, 0, receipts.max_json_int, &v->index);
+    case NAME_RECORD_KEY:
+        return json_hash(t, v->record_key);
+    case NAME_VERSION:
+        return json_count(t, 1, receipts.max_version, &v->version);
+    case NAME_STATUS:
+        return json_status(t, &v->status);
+    case NAME_PREV_LEAF:
+        return json_hash(t, v->prev_leaf);
+    case NAME_COMMITMENT:
+        return json_hash(t, v->commitment);
+    }
+    return 0;
+}
+
+/* Read a disclosure document: 1 (v, *record and salt filled), 0 to give up, -1 error. */
+static int
+json_disclosure(Text *t, ReceiptValues *v, PyObject **record, unsigned char *salt)
+{
+    unsigned seen = 0, receipt_seen = 0;
+    int status = 1;
+    if (!expect(t, '{')) {
+        return 0;
+    }
+    do {
+        int name = json_member_name(t, NAME_RECEIPT, 3);
+        if (name < 0 || (seen & (1u << (name - NAME_RECEIPT)))) {
+            return 0;
+        }
+        seen |= 1u << (name - NAME_RECEIPT);
+        if (name == NAME_RECEIPT) {
+            status = json_members(t, NAME_FORMAT, 6, v, &receipt_seen);
+        }
+        else if (name == NAME_RECORD) {
+            skip_space(t);
+            status = t->p < t->end && *t->p == '{' ? json_object(t, 1, record) : 0;
+        }
+        else {
+            status = json_hash(t, salt);
+        }
+        if (status <= 0) {
+            return status;
+        }
+    } while (expect(t, ','));
+    if (seen != 7 || !expect(t, '}')) {
+        return 0;
+    }
+    skip_space(t);
+    return t->p == t->end && receipt_consistent(v);  /* json.loads: no "Extra data" */
+}
+
+PyDoc_STRVAR(parse_disclosure_json_doc,
+"parse_disclosure_json(data: bytes | str) -> Disclosure | None\n\n"
+"Disclosure.from_json(json.loads(data)) if that accepts data and nothing in data could read\n"
+"differently (see ledger/_speedups.c), else None.");
+
+static PyObject *
+parse_disclosure_json(PyObject *module, PyObject *data)
+{
+    if (!receipts_ready()) {
+        return NULL;
+    }
+    PyObject *utf8 = NULL;  /* the UTF-8 copy of a non-ASCII str */
+    Text t;
+    if (PyBytes_CheckExact(data)) {
+        t.p = (const unsigned char *)PyBytes_AS_STRING(data);
+        t.end = t.p + PyBytes_GET_SIZE(data);
+    }
+    else if (PyUnicode_CheckExact(data) && PyUnicode_IS_ASCII(data)) {
+        t.p = PyUnicode_DATA(data);
+        t.end = t.p + PyUnicode_GET_LENGTH(data);
+    }
+    else if (PyUnicode_CheckExact(data)) {
+        utf8 = PyUnicode_AsUTF8String(data);
+        if (utf8 == NULL) {  /* lone surrogates: json.loads decides */
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        t.p = (const unsigned char *)PyBytes_AS_STRING(utf8);
+        t.end = t.p + PyBytes_GET_SIZE(utf8);
+    }
+    else {
+        Py_RETURN_NONE;
+    }
+    /* json.loads guesses UTF-16 or UTF-32 from zero bytes among the first four, and takes
+     * a UTF-8 byte order mark: a document starting with '{' or white space and holding no
+     * zero byte (refused below wherever it stands) is read as UTF-8, as here. */
+    ReceiptValues v;
+    v.address = NULL;
+    v.status = 0;
+    PyObject *record_json = NULL, *record = NULL, *result = NULL;
+    unsigned char salt[HASH_SIZE];
+    int status = json_disclosure(&t, &v, &record_json, salt);
+    if (status > 0) {
+        record = parse_record(module, record_json);
+        if (record == NULL) {
+            status = -1;
+        }
+        else if (record == Py_None) {
+            status = 0;
+        }
+    }
+    if (status > 0) {
+        result = build_disclosure(&v, record, salt);
+    }
+    else if (status == 0) {
+        result = Py_None;
+        Py_INCREF(result);
+    }
+    Py_XDECREF(record);
+    Py_XDECREF(record_json);
+    Py_XDECREF(v.address);
+    Py_XDECREF(utf8);
+    return result;
+}
+
+/* --- verification steps 1-2 ---------------------------------------------------------------- */
+
+/* Read slots[0..count) of instance as new references into out; 0 and no error set when one
+ * is unset (the caller lets the Python path decide). */
+static int
+read_slots(PyObject *instance, PyObject **slots, int count, PyObject **out)
+{
+    for (int i = 0; i < count; i++) {
+        out[i] = get_slot(slots[i], instance);
+        if (out[i] == NULL) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* An exact bytes object of 32 bytes. */
+static const unsigned char *
+hash_bytes(PyObject *value)
+{
+    if (!PyBytes_CheckExact(value) || PyBytes_GET_SIZE(value) != HASH_SIZE) {
+        return NULL;
+    }
+    return (const unsigned char *)PyBytes_AS_STRING(value);
+}
+
+/* RFC 6962 leaf hash of a leaf's members, as Leaf.leaf_hash computes it. */
+static void
+hash_leaf(const unsigned char *record_key, uint32_t version, unsigned char status,
+          const unsigned char *prev_leaf, const unsigned char *commitment, unsigned char *out)
+{
+    unsigned char version_bytes[4] = {(unsigned char)(version >> 24),
+                                      (unsigned char)(version >> 16),
+                                      (unsigned char)(version >> 8), (unsigned char)version};
+    SHA256_CTX ctx;
+    SHA256_Init(&ctx);
+    SHA256_Update(&ctx, LEAF_PREFIX, LEAF_PREFIX_LEN);
+    SHA256_Update(&ctx, record_key, HASH_SIZE);
+    SHA256_Update(&ctx, version_bytes, 4);
+    SHA256_Update(&ctx, &status, 1);
+    SHA256_Update(&ctx, prev_leaf, HASH_SIZE);
+    SHA256_Update(&ctx, commitment, HASH_SIZE);
+    SHA256_Final(out, &ctx);
+}
+
+/* Step 1 of a Disclosure: record key, commitment and region match the leaf. 1 passed, 0
+ * not or in doubt (Python decides); errors are cleared. */
+static int
+record_step(PyObject *disclosure, const unsigned char *record_key,
+            const unsigned char *commitment, long long batch_region)
+{
+    PyObject *parts[3] = {NULL}, *owned[3] = {NULL};
+    Item item;
+    int passed = 0;
+    if (!read_slots(disclosure, receipts.disclosure_slots, 3, parts)) {
+        goto done;
+    }
+    const unsigned char *salt = hash_bytes(parts[2]);
+    /* Record checked its members on construction; these guard what _record_key assumes */
+    if (salt == NULL || !Py_IS_TYPE(parts[1], config.record_type)
+        || read_record(parts[1], &item, owned) < 0 || !PyUnicode_IS_ASCII(owned[0])
+        || item.type_code < 1 || item.type_code > RECORD_TYPES) {
+        goto done;
+    }
+    unsigned char computed[HASH_SIZE];
+    item_record_key(&item, computed);
+    if (memcmp(computed, record_key, HASH_SIZE) != 0) {
+        goto done;
+    }
+    SHA256_CTX ctx;
+    SHA256_Init(&ctx);
+    SHA256_Update(&ctx, COMMIT_DOMAIN, COMMIT_DOMAIN_LEN);
+    SHA256_Update(&ctx, salt, HASH_SIZE);
+    SHA256_Update(&ctx, item.canonical, (size_t)item.canonical_len);
+    SHA256_Final(computed, &ctx);
+    passed = memcmp(computed, commitment, HASH_SIZE) == 0
+        && (long long)item.region == batch_region;
+done:
+    for (int i = 0; i < 3; i++) {
+        Py_XDECREF(parts[i]);
+        Py_XDECREF(owned[i]);
+    }
+    return passed;
+}
+
+/* Bits needed for x: Python's int.bit_length. */
+static int
+bit_length(unsigned long long x)
+{
+    int bits = 0;
+    while (x) {
+        bits++;
+        x >>= 1;
+    }
+    return bits;
+}
+
+PyDoc_STRVAR(check_offline_doc,
+"check_offline(item: Receipt | Disclosure) -> bytes | None\n\n"
+"The leaf hash if verification steps 1 (a Disclosure only) and 2 pass on item, else None:\n"
+"the Python steps then run and name the failure.");
+
+static PyObject *
+check_offline(PyObject *module, PyObject *item)
+{
+    if (!receipts_ready()) {
+        return NULL;
+    }
+    PyObject *receipt = NULL, *parts[5] = {NULL}, *batch[4] = {NULL}, *leaf[5] = {NULL};
+    PyObject *result = NULL;
+    int is_disclosure = Py_IS_TYPE(item, receipts.disclosure_type);
+    if (is_disclosure) {
+        receipt = get_slot(receipts.disclosure_slots[0], item);
+    }
+    else if (Py_IS_TYPE(item, receipts.receipt_type)) {
+        receipt = item;
+        Py_INCREF(receipt);
+    }
+    if (receipt == NULL || !Py_IS_TYPE(receipt, receipts.receipt_type)
+        || !read_slots(receipt, receipts.receipt_slots, 5, parts)
+        || !Py_IS_TYPE(parts[1], receipts.batch_type)
+        || !Py_IS_TYPE(parts[3], config.leaf_type)
+        || !read_slots(parts[1], receipts.batch_slots, 4, batch)
+        || !read_slots(parts[3], config.leaf_slots, 5, leaf)
+        || !PyTuple_CheckExact(parts[4])) {
+        goto done;
+    }
+    long long region, size, index, version, status;
+    const unsigned char *root = hash_bytes(batch[2]), *record_key = hash_bytes(leaf[0]);
+    const unsigned char *prev_leaf = hash_bytes(leaf[3]), *commitment = hash_bytes(leaf[4]);
+    /* LeafStatus is an int subclass: read its value, not its type */
+    long long status_code = PyLong_Check(leaf[2]) ? PyLong_AsLongLong(leaf[2]) : 0;
+    if (status_code == -1 && PyErr_Occurred()) {
+        goto done;
+    }
+    status = status_code;
+    if (root == NULL || record_key == NULL || prev_leaf == NULL || commitment == NULL
+        || !integer_in(batch[0], 0, LLONG_MAX, &region)
+        || !integer_in(batch[3], 1, receipts.max_batch_size, &size)
+        || !integer_in(parts[2], 0, size - 1, &index)
+        || !integer_in(leaf[1], 1, receipts.max_version, &version)
+        || status < 1 || status > 3) {
+        goto done;
+    }
+    if (is_disclosure && !record_step(item, record_key, commitment, region)) {
+        goto done;
+    }
+    unsigned char hash[HASH_SIZE], leaf_hash[HASH_SIZE];
+    hash_leaf(record_key, (uint32_t)version, (unsigned char)status, prev_leaf, commitment,
+              leaf_hash);
+    /* RFC 9162 §2.1.3.2, as ledger.merkle.root_from_inclusion_proof folds it */
+    PyObject *proof = parts[4];
+    Py_ssize_t length = PyTuple_GET_SIZE(proof);
+    unsigned long long position = (unsigned long long)index;
+    int inner = bit_length(position ^ (unsigned long long)(size - 1));
+    int border = 0;
+    for (unsigned long long rest = position >> inner; rest; rest >>= 1) {
+        border += (int)(rest & 1);
+    }
+    if (length != inner + border) {
+        goto done;
+    }
+    memcpy(hash, leaf_hash, HASH_SIZE);
+    for (Py_ssize_t k = 0; k < length; k++) {
+        const unsigned char *node = hash_bytes(PyTuple_GET_ITEM(proof, k));
+        if (node == NULL) {
+            goto done;
+        }
+        if (k >= inner || ((position >> k) & 1)) {
+            hash_children(node, hash, hash);
+        }
+        else {
+            hash_children(hash, node, hash);
+        }
+    }
+    if (memcmp(hash, root, HASH_SIZE) == 0) {
+        result = new_hash(leaf_hash);
+    }
+done:
+    Py_XDECREF(receipt);
+    for (int i = 0; i < 5; i++) {
+        Py_XDECREF(parts[i]);
+        Py_XDECREF(leaf[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        Py_XDECREF(batch[i]);
+    }
+    if (result == NULL) {
+        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) {
+            return NULL;  /* KeyboardInterrupt and the like are not for us to swallow */
+        }
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return result;
+}
+
+PyDoc_STRVAR(configure_receipts_doc,
+"configure_receipts(receipt_cls, receipt_slots, chain_cls, chain_slots, batch_cls,\n"
+"                   batch_slots, disclosure_cls, disclosure_slots, statuses, format,\n"
+"                   hash_alg, max_proof_nodes, max_json_int, max_batch_size,\n"
+"                   max_version) -> None\n\n"
+"Hand the receipt fast paths the classes of ledger.receipts, their slot descriptors, the\n"
+"leaf statuses by name and the bounds (see _configure_native there).");
+
+static PyObject *
+configure_receipts(PyObject *module, PyObject *args)
+{
+    PyObject *types[4], *slots[4], *statuses, *format, *hash_alg;
+    Py_ssize_t max_proof_nodes;
+    long long max_json_int, max_batch_size, max_version;
+    if (receipts.ready) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_receipts() runs once");
+        return NULL;
+    }
+    if (!config.ready || !parser.ready) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() and configure_records() come first");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!O!O!O!UUnLLL", &PyType_Type, &types[0],
+                          &PyTuple_Type, &slots[0], &PyType_Type, &types[1], &PyTuple_Type,
+                          &slots[1], &PyType_Type, &types[2], &PyTuple_Type, &slots[2],
+                          &PyType_Type, &types[3], &PyTuple_Type, &slots[3], &PyDict_Type,
+                          &statuses, &format, &hash_alg, &max_proof_nodes, &max_json_int,
+                          &max_batch_size, &max_version)) {
+        return NULL;
+    }
+    if (max_proof_nodes < 0 || max_proof_nodes > MAX_PROOF || max_json_int < 1
+        || max_json_int > (1LL << 62) || max_batch_size < 1 || max_batch_size > UINT32_MAX
+        || max_version < 1 || max_version > UINT32_MAX || !PyUnicode_IS_ASCII(format)
+        || !PyUnicode_IS_ASCII(hash_alg) || PyDict_GET_SIZE(statuses) != 3) {
+        PyErr_SetString(PyExc_ValueError, "bad receipt configuration");
+        return NULL;
+    }
+    if (check_slots(slots[0], receipts.receipt_slots, 5, "receipt_slots") < 0
+        || check_slots(slots[1], receipts.chain_slots, 4, "chain_slots") < 0
+        || check_slots(slots[2], receipts.batch_slots, 4, "batch_slots") < 0
+        || check_slots(slots[3], receipts.disclosure_slots, 3, "disclosure_slots") < 0
+        || set_type(types[0], &receipts.receipt_type) < 0
+        || set_type(types[1], &receipts.chain_type) < 0
+        || set_type(types[2], &receipts.batch_type) < 0
+        || set_type(types[3], &receipts.disclosure_type) < 0) {
+        return NULL;
+    }
+    PyObject *name, *member;
+    Py_ssize_t position = 0;
+    while (PyDict_Next(statuses, &position, &name, &member)) {
+        long code = PyLong_Check(member) ? PyLong_AsLong(member) : -1;
+        if (!PyUnicode_CheckExact(name) || !PyUnicode_IS_ASCII(name) || code < 1 || code > 3) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_ValueError, "statuses: name -> LeafStatus 1-3");
+            return NULL;
+        }
+        Py_INCREF(name);
+        Py_XSETREF(receipts.status_names[code], name);
+        Py_INCREF(member);
+        Py_XSETREF(receipts.status_members[code], member);
+    }
+    for (int code = 1; code <= 3; code++) {
+        if (receipts.status_names[code] == NULL) {
+            PyErr_SetString(PyExc_ValueError, "statuses: one name for each of 1-3");
+            return NULL;
+        }
+    }
+    for (int i = 0; i < NAME_COUNT; i++) {
+        if (receipts.names[i] == NULL
+            && (receipts.names[i] = PyUnicode_InternFromString(MEMBER_NAMES[i])) == NULL) {
+            return NULL;
+        }
+    }
+    Py_INCREF(format);
+    Py_XSETREF(receipts.format, format);
+    Py_INCREF(hash_alg);
+    Py_XSETREF(receipts.hash_alg, hash_alg);
+    receipts.max_proof_nodes = max_proof_nodes;
+    receipts.max_json_int = max_json_int;
+    receipts.max_batch_size = max_batch_size;
+    receipts.max_version = max_version;
+    init_tables();
+    for (int i = 0; i < 8; i++) {
+        add_known_name(parser.keys[i]);
+    }
+    for (int code = 1; code <= RECORD_TYPES; code++) {
+        for (Py_ssize_t i = 0; i < parser.schemas[code].count; i++) {
+            add_known_name(parser.schemas[code].fields[i].name);
+        }
+    }
+    receipts.ready = 1;
+    Py_RETURN_NONE;
+}
+
 /* --- module ----------------------------------------------------------------------------- */
 
 static PyMethodDef methods[] = {
@@ -1426,6 +2894,13 @@ static PyMethodDef methods[] = {
      commit_batch_doc},
     {"configure_records", (PyCFunction)configure_records, METH_VARARGS, configure_records_doc},
     {"parse_record", (PyCFunction)parse_record, METH_O, parse_record_doc},
+    {"configure_receipts", (PyCFunction)configure_receipts, METH_VARARGS,
+     configure_receipts_doc},
+    {"parse_receipt", (PyCFunction)parse_receipt, METH_O, parse_receipt_doc},
+    {"parse_disclosure", (PyCFunction)parse_disclosure, METH_O, parse_disclosure_doc},
+    {"parse_disclosure_json", (PyCFunction)parse_disclosure_json, METH_O,
+     parse_disclosure_json_doc},
+    {"check_offline", (PyCFunction)check_offline, METH_O, check_offline_doc},
     {NULL, NULL, 0, NULL},
 };
 

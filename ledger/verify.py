@@ -20,12 +20,13 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Final, Protocol, runtime_checkable
 
+from ledger import _native
 from ledger._unchecked import unchecked_constructor
 from ledger.canonical import JsonObject
 from ledger.commitment import COMMIT_DOMAIN, ZERO_HASH, LeafStatus, record_key_of
 from ledger.errors import ProofError, ReceiptError, RecordError
 from ledger.merkle import root_from_inclusion_proof
-from ledger.receipts import Disclosure, Receipt
+from ledger.receipts import Disclosure, Receipt, _loads_json
 
 __all__ = [
     "AnchoredBatch",
@@ -38,6 +39,8 @@ __all__ = [
     "verify_receipt",
     "verify_disclosure",
     "verify_disclosures",
+    "verify_disclosure_json",
+    "verify_disclosures_json",
 ]
 
 
@@ -214,45 +217,45 @@ class _Check:
 
     __slots__ = ("receipt", "leaf_hash", "steps")
 
-    def __init__(self, receipt: Receipt) -> None:
+    def __init__(
+        self, receipt: Receipt, leaf_hash: bytes | None = None, steps: list[int] | None = None
+    ) -> None:
         self.receipt = receipt
-        self.leaf_hash = receipt.leaf.leaf_hash  # computed once, used by steps 2 and 4
-        self.steps: list[int] = []
+        # computed once, used by steps 2 and 4; given when the C check has run steps 1-2
+        self.leaf_hash = receipt.leaf.leaf_hash if leaf_hash is None else leaf_hash
+        self.steps: list[int] = [] if steps is None else steps
 
-    def verdict(self, status: VerdictStatus, **details: object) -> Verdict:
+    def verdict(
+        self,
+        status: VerdictStatus,
+        *,
+        failed_step: int | None = None,
+        reason: str | None = None,
+        expected: str | None = None,
+        computed: str | None = None,
+        current: bool | None = None,
+        head_version: int | None = None,
+        head_status: str | None = None,
+    ) -> Verdict:
         leaf = self.receipt.leaf
         # Verdict has no checks to run; _new_verdict only skips its fourteen frozen
-        # assignments. Fields in order: status, checked_steps, failed_step, reason,
-        # expected, computed, field, current, record_key, version, leaf_status, leaf_hash,
-        # head_version, head_status.
-        if not details:  # valid_offline, the verdict of every good disclosure read offline
-            return _new_verdict(
-                status,
-                tuple(self.steps),
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                leaf.record_key.hex(),
-                leaf.version,
-                leaf.status.status_name,
-                self.leaf_hash.hex(),
-                None,
-                None,
-            )
-        values = {
-            **_NO_DETAILS,
-            "status": status,
-            "checked_steps": tuple(self.steps),
-            "record_key": leaf.record_key.hex(),
-            "version": leaf.version,
-            "leaf_status": leaf.status.status_name,
-            "leaf_hash": self.leaf_hash.hex(),
-            **details,
-        }
-        return _new_verdict(*values.values())
+        # assignments. ``field`` is only ever set for a malformed input (_malformed).
+        return _new_verdict(
+            status,
+            tuple(self.steps),
+            failed_step,
+            reason,
+            expected,
+            computed,
+            None,
+            current,
+            leaf.record_key.hex(),
+            leaf.version,
+            leaf.status.status_name,
+            self.leaf_hash.hex(),
+            head_version,
+            head_status,
+        )
 
     def fail(
         self,
@@ -391,8 +394,11 @@ class _Check:
         )
 
 
-_NO_DETAILS: Final = dict.fromkeys(field.name for field in fields(Verdict))
-assert list(_NO_DETAILS)[8:12] == ["record_key", "version", "leaf_status", "leaf_hash"]
+assert [field.name for field in fields(Verdict)] == [
+    "status", "checked_steps", "failed_step", "reason", "expected", "computed", "field",
+    "current", "record_key", "version", "leaf_status", "leaf_hash", "head_version",
+    "head_status",
+]  # fmt: skip
 _new_verdict: Final = unchecked_constructor(Verdict)
 
 
@@ -412,11 +418,21 @@ def _run(receipt: Receipt, disclosure: Disclosure | None, chain: AnchorReader | 
         return failed
     if (failed := check.inclusion()) is not None:
         return failed
+    return _run_online(check, chain)
+
+
+def _run_online(check: _Check, chain: AnchorReader | None) -> Verdict:
+    """Steps 3-4 once the offline steps have passed, or the offline verdict."""
     if chain is None:
         return check.verdict(VerdictStatus.VALID_OFFLINE)
     if (failed := check.anchor(chain)) is not None:
         return failed
     return check.currency(chain)
+
+
+# The C speedups run steps 1-2 (hashes, proof fold) in one call and return the leaf hash when
+# they pass, None otherwise; then the Python steps above run from the start and name the
+# failure. Either way the verdict is the one the Python steps give.
 
 
 def verify_receipt(
@@ -426,6 +442,14 @@ def verify_receipt(
 
     Without ``chain`` only step 2 runs and the best status is ``valid_offline``.
     """
+    native = _native.speedups
+    if native is not None:
+        parsed = receipt if type(receipt) is Receipt else native.parse_receipt(receipt)
+        if parsed is not None:
+            leaf_hash = native.check_offline(parsed)
+            if leaf_hash is not None:
+                return _run_online(_Check(parsed, leaf_hash, [2]), chain)
+            receipt = parsed
     if not isinstance(receipt, Receipt):
         try:
             receipt = Receipt.from_json(receipt)
@@ -441,12 +465,45 @@ def verify_disclosure(
 
     Without ``chain`` steps 1-2 run and the best status is ``valid_offline``.
     """
+    native = _native.speedups
+    if native is not None:
+        parsed = (
+            disclosure if type(disclosure) is Disclosure else native.parse_disclosure(disclosure)
+        )
+        if parsed is not None:
+            leaf_hash = native.check_offline(parsed)
+            if leaf_hash is not None:
+                return _run_online(_Check(parsed.receipt, leaf_hash, [1, 2]), chain)
+            disclosure = parsed
     if not isinstance(disclosure, Disclosure):
         try:
             disclosure = Disclosure.from_json(disclosure)
         except (ReceiptError, RecordError) as error:
             return _malformed(error)
     return _run(disclosure.receipt, disclosure, chain)
+
+
+def verify_disclosure_json(
+    text: bytes | bytearray | str, chain: AnchorReader | None = None
+) -> Verdict:
+    """Verify a disclosure from its JSON text: ``verify_disclosure(json.loads(text), chain)``.
+
+    The same verdict, faster: the C speedups read a disclosure straight from its text. Text
+    that is not JSON gives a ``malformed`` verdict with field ``disclosure``.
+    """
+    native = _native.speedups
+    if native is not None:
+        parsed = native.parse_disclosure_json(text)
+        if parsed is not None:  # verify_disclosure(parsed, chain), one call less
+            leaf_hash = native.check_offline(parsed)
+            if leaf_hash is not None:
+                return _run_online(_Check(parsed.receipt, leaf_hash, [1, 2]), chain)
+            return _run(parsed.receipt, parsed, chain)
+    try:
+        obj = _loads_json(text)
+    except ReceiptError as error:
+        return _malformed(error)
+    return verify_disclosure(obj, chain)  # type: ignore[arg-type]  # any JSON value: malformed
 
 
 def verify_disclosures(
@@ -456,3 +513,13 @@ def verify_disclosures(
     if chain is not None and not isinstance(chain, CachingAnchorReader):
         chain = CachingAnchorReader(chain)
     return [verify_disclosure(disclosure, chain) for disclosure in disclosures]
+
+
+def verify_disclosures_json(
+    texts: Iterable[bytes | bytearray | str], chain: AnchorReader | None = None
+) -> list[Verdict]:
+    """Verify many disclosures from their JSON texts (say, the lines of a JSON Lines file),
+    reading each anchored batch from the chain only once."""
+    if chain is not None and not isinstance(chain, CachingAnchorReader):
+        chain = CachingAnchorReader(chain)
+    return [verify_disclosure_json(text, chain) for text in texts]

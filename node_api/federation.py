@@ -107,7 +107,8 @@ def fetch_package(
     *,
     purpose: str,
 ) -> None:
-    """Stream ``region``'s export of ``[from_seq, to_seq]`` into ``into``.
+    """Stream ``region``'s export of ``[from_seq, to_seq]`` into ``into`` (a binary file, or
+    an ``exchange.PackageStream`` that verifies while the rest arrives).
 
     PeerUnavailable when the peer cannot be reached, answers an error, or sends more than
     ``max_package_bytes``. A 404 (nothing anchored there in the range) leaves ``into``

@@ -1,4 +1,5 @@
-"""Helpers for tests, demos and benchmarks: sample records and a local consortium on anvil.
+"""Helpers for tests, demos and benchmarks: sample records, a local consortium on anvil, and
+nodes and workers as real processes.
 
 Development only: a local consortium uses the well-known development keys.
 """
@@ -6,10 +7,18 @@ Development only: a local consortium uses the well-known development keys.
 from __future__ import annotations
 
 import itertools
+import os
 import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 import ledger
 
@@ -19,7 +28,12 @@ __all__ = [
     "sample_record",
     "LocalConsortium",
     "start_local_consortium",
+    "node_environment",
+    "NodeProcess",
+    "WorkerProcess",
 ]
+
+_REPO = Path(__file__).resolve().parents[1]
 
 REGIONS = {110000: "Beijing", 120000: "Tianjin", 130000: "Hebei"}
 
@@ -151,3 +165,180 @@ def start_local_consortium(
         node.stop()
         raise
     return LocalConsortium(node=node, deployment=deployment, deployment_file=path)
+
+
+def node_environment(
+    consortium: LocalConsortium, data_dir: Path, region: int = 110000, **settings: object
+) -> dict[str, str]:
+    """Environment of a node or worker process of ``region`` on ``consortium``.
+
+    This process's environment without its CREDIT_LEDGER_* variables (a developer's shell
+    must not leak into a test node), then the chain, region, data directory and signer key,
+    then ``settings`` as ``CREDIT_LEDGER_<NAME>`` (``worker_mode="off"`` and so on).
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_LEDGER_")}
+    env.update(
+        {
+            "PYTHONPATH": str(_REPO),
+            "CREDIT_LEDGER_RPC_URL": consortium.rpc_url,
+            "CREDIT_LEDGER_DEPLOYMENT_FILE": str(consortium.deployment_file),
+            "CREDIT_LEDGER_REGION": str(region),
+            "CREDIT_LEDGER_DATA_DIR": str(data_dir),
+            "CREDIT_LEDGER_SIGNER_KEY": consortium.signer_key(region),
+        }
+    )
+    env.update({f"CREDIT_LEDGER_{k.upper()}": str(v) for k, v in settings.items()})
+    return env
+
+
+class _ProcessGroup:
+    """A command run from the repository as its own process group, output appended to ``log``.
+
+    Its own group, so a signal reaches everything the command started, and a SIGKILL is
+    what a power cut or the OOM killer would do to the whole service.
+    """
+
+    stop_timeout = 30.0
+
+    def __init__(self, command: Sequence[str], env: Mapping[str, str], log: Path) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.log = log
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                list(command), cwd=_REPO, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+
+    @property
+    def pid(self) -> int:
+        """Process id (and process group id)."""
+        return self.process.pid
+
+    def tail(self, chars: int = 4000) -> str:
+        """The end of the process log."""
+        return self.log.read_text(errors="replace")[-chars:]
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the process group, unless the process has exited."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signum)
+
+    def wait_exit(self, timeout: float = 60.0) -> int:
+        """Wait for the process to exit on its own (a crash point); its exit code."""
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the process group, as a power cut would; wait for it."""
+        self.signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def _terminate(self) -> int:
+        """SIGCONT (a stopped process cannot act on SIGTERM), SIGTERM, SIGKILL if it hangs."""
+        if self.process.poll() is None:
+            self.signal(signal.SIGCONT)
+            self.signal(signal.SIGTERM)
+            try:
+                return self.process.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+        return self.process.wait(30)
+
+
+class NodeProcess(_ProcessGroup):
+    """``python -m uvicorn node_api.main:app`` as its own process group, configured by
+    environment only (``env``, e.g. from :func:`node_environment`).
+
+    ``http`` is a client of the node with ``headers``; unless ``wait`` is false, the
+    constructor returns once ``GET /v1/health`` answers 200.
+    """
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        log: Path,
+        *,
+        port: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+        uvicorn_args: Sequence[str] = (),
+        wait: bool = True,
+        ready_timeout: float = 120.0,
+    ) -> None:
+        from ledger.chain.localnode import free_port
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(
+            [sys.executable, "-m", "uvicorn", "node_api.main:app", "--host", "127.0.0.1",
+             "--port", str(self.port), "--log-level", "warning", *uvicorn_args],
+            env,
+            log,
+        )  # fmt: skip
+        self.http = httpx.Client(base_url=self.url, headers=dict(headers or {}), timeout=timeout)
+        if wait:
+            self.wait_ready(ready_timeout)
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Wait until /v1/health answers 200; RuntimeError with the log's end if it never does."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"node exited at start:\n{self.tail()}")
+            try:
+                if self.http.get("/v1/health", timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"node did not start in {timeout:g} s:\n{self.tail()}")
+
+    def health(self) -> dict[str, Any]:
+        """GET /v1/health."""
+        body: dict[str, Any] = self.http.get("/v1/health").json()
+        return body
+
+    def wait_anchored(self, timeout: float = 180.0, poll: float = 0.1) -> dict[str, Any]:
+        """Wait until nothing is pending and every sealed batch is on chain; the health report.
+
+        RuntimeError at once if the worker reports itself blocked (that needs an operator,
+        waiting cannot help), or after ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        health: dict[str, Any] = {}
+        while True:
+            try:
+                health = self.health()
+            except httpx.HTTPError:
+                pass  # restarting, or too busy to answer: ask again
+            else:
+                pipeline = health.get("pipeline") or {}
+                worker = health.get("worker") or {}
+                if worker.get("blocked"):
+                    raise RuntimeError(f"anchoring is blocked: {worker}")
+                if (
+                    pipeline.get("pending_versions") == 0
+                    and pipeline.get("anchoring_lag_seconds") == 0
+                ):
+                    return health
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not all anchored in {timeout:g} s: {health}\n{self.tail()}")
+            time.sleep(poll)
+
+    def stop(self) -> None:
+        """Clean shutdown (SIGTERM), SIGKILL if it hangs after ``stop_timeout`` seconds."""
+        self.http.close()
+        self._terminate()
+
+
+class WorkerProcess(_ProcessGroup):
+    """``python -m node_api.worker`` (the external anchoring worker) as its own process group,
+    logging to ``data_dir/<name>.log``."""
+
+    stop_timeout = 60.0
+
+    def __init__(self, data_dir: Path, env: Mapping[str, str], name: str = "worker") -> None:
+        super().__init__([sys.executable, "-m", "node_api.worker"], env, data_dir / f"{name}.log")
+
+    def stop(self) -> int:
+        """SIGCONT then SIGTERM, SIGKILL if it hangs; the exit code."""
+        return self._terminate()

@@ -7,6 +7,7 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 import ledger
@@ -108,7 +109,7 @@ def parse_record_key(record_key: str) -> bytes:
 
 
 @router.post("", status_code=202, openapi_extra=_RECORDS_BODY)
-def submit(services: ServicesDep, caller: Operator, body: JsonBody) -> dict[str, Any]:
+def submit(services: ServicesDep, caller: Operator, body: JsonBody) -> JSONResponse:
     """Submit one record or a list of up to 10,000 (all or nothing); 202 once committed."""
     objs = [body] if isinstance(body, dict) else body
     if not isinstance(objs, list):
@@ -129,12 +130,18 @@ def submit(services: ServicesDep, caller: Operator, body: JsonBody) -> dict[str,
         "records accepted",
         extra={"caller": caller.name, "records": len(results), "new_versions": created},
     )
-    return {
-        "accepted": len(results),
-        "created": created,
-        "unchanged": len(results) - created,
-        "records": [r.to_json() for r in results],
-    }
+    # A Response skips FastAPI's jsonable_encoder walking the 10,000 results of a bulk
+    # submission, which are plain JSON already (about 3% of the node's CPU per imported
+    # record, bench/findings.md).
+    return JSONResponse(
+        {
+            "accepted": len(results),
+            "created": created,
+            "unchanged": len(results) - created,
+            "records": [r.to_json() for r in results],
+        },
+        status_code=202,
+    )
 
 
 @router.put(

@@ -10,11 +10,8 @@ from __future__ import annotations
 import json
 import os
 import select
-import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,17 +20,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import httpx
 import requests
 import uvicorn
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from ledger.chain.localnode import dev_keys, free_port
+from node_api import testing
 from node_api.auth import PURPOSE_HEADER, SIGNATURE_HEADER
 from node_api.client import sign_request
 from node_api.config import Settings
-from node_api.testing import LocalConsortium
+from node_api.testing import LocalConsortium, node_environment
+from node_api.testing import WorkerProcess as WorkerProcess  # the fault suites import it here
 
 REPO = Path(__file__).resolve().parents[2]
 BEIJING, TIANJIN, HEBEI = 110000, 120000, 130000
@@ -156,30 +154,23 @@ def node_env(
     **overrides: str,
 ) -> dict[str, str]:
     """Environment of a node or worker process configured by CREDIT_LEDGER_* variables only."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_LEDGER_")}
+    settings: dict[str, str] = {
+        "operator_keys": api_key("operator", region),
+        "verifier_keys": api_key("verifier", region),
+        "auditor_keys": api_key("auditor", region),
+        "worker_poll_seconds": "0.1",
+        "batch_max_age_seconds": "3600",
+        "signer_cache_seconds": "0",
+        "log_level": "WARNING",
+    }
+    if rpc_url:
+        settings["rpc_url"] = rpc_url
+    env = node_environment(chain, data_dir, region, **{**settings, **overrides})
     # The repo imports web3 and friends: without bytecode caching (PYTHONDONTWRITEBYTECODE
     # is set here) every process start recompiles them for ~6 s of CPU. A private cache
     # prefix keeps the tree clean and makes restarts cost ~2 s.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(_pycache_prefix())
-    env.update(
-        {
-            "PYTHONPATH": str(REPO),
-            "CREDIT_LEDGER_RPC_URL": rpc_url or chain.rpc_url,
-            "CREDIT_LEDGER_DEPLOYMENT_FILE": str(chain.deployment_file),
-            "CREDIT_LEDGER_REGION": str(region),
-            "CREDIT_LEDGER_DATA_DIR": str(data_dir),
-            "CREDIT_LEDGER_SIGNER_KEY": chain.signer_key(region),
-            "CREDIT_LEDGER_OPERATOR_KEYS": api_key("operator", region),
-            "CREDIT_LEDGER_VERIFIER_KEYS": api_key("verifier", region),
-            "CREDIT_LEDGER_AUDITOR_KEYS": api_key("auditor", region),
-            "CREDIT_LEDGER_WORKER_POLL_SECONDS": "0.1",
-            "CREDIT_LEDGER_BATCH_MAX_AGE_SECONDS": "3600",
-            "CREDIT_LEDGER_SIGNER_CACHE_SECONDS": "0",
-            "CREDIT_LEDGER_LOG_LEVEL": "WARNING",
-        }
-    )
-    env.update({f"CREDIT_LEDGER_{k.upper()}": str(v) for k, v in overrides.items()})
     return env
 
 
@@ -192,8 +183,9 @@ def _pycache_prefix() -> Path:
 # --------------------------------------------------------------------------- processes
 
 
-class NodeProcess:
-    """``uvicorn node_api.main:app`` as its own process group, configured by environment."""
+class NodeProcess(testing.NodeProcess):
+    """``uvicorn node_api.main:app`` as its own process group, configured by ``env``, its log
+    ``data_dir/node-<port>.log``, ``http`` authenticated as the region's operator."""
 
     def __init__(
         self,
@@ -204,96 +196,17 @@ class NodeProcess:
         wait: bool = True,
         uvicorn_args: tuple[str, ...] = (),
     ) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data_dir / f"node-{self.port}.log"
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "node_api.main:app", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--log-level", "warning", *uvicorn_args],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        self.http = httpx.Client(
-            base_url=self.url, headers=bearer("operator", int(env["CREDIT_LEDGER_REGION"])),
+        port = port or free_port()
+        super().__init__(
+            env,
+            data_dir / f"node-{port}.log",
+            port=port,
+            headers=bearer("operator", int(env["CREDIT_LEDGER_REGION"])),
             timeout=120,
-        )  # fmt: skip
-        if wait:
-            self.wait_ready()
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        """Wait until /v1/health answers 200."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"node exited at start:\n{self.tail()}")
-            try:
-                if self.http.get("/v1/health", timeout=5).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"node did not start:\n{self.tail()}")
-
-    def tail(self, chars: int = 4000) -> str:
-        """The end of the process log."""
-        return self.log.read_text(errors="replace")[-chars:]
-
-    def health(self) -> dict[str, Any]:
-        """GET /v1/health."""
-        body: dict[str, Any] = self.http.get("/v1/health").json()
-        return body
-
-    def kill(self) -> None:
-        """SIGKILL the process group, as a power cut would."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(30)
-
-    def stop(self) -> None:
-        """Clean shutdown (SIGTERM), SIGKILL if it hangs."""
-        self.http.close()
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-class WorkerProcess:
-    """``python -m node_api.worker`` (the external anchoring worker) as its own process group."""
-
-    def __init__(self, data_dir: Path, env: dict[str, str], name: str = "worker") -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.log = data_dir / f"{name}.log"
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "node_api.worker"],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-
-    @property
-    def pid(self) -> int:
-        """Process id."""
-        return self.process.pid
-
-    def signal(self, signum: int) -> None:
-        """Send ``signum`` to the worker's process group."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signum)
-
-    def stop(self) -> int:
-        """SIGCONT then SIGTERM; the exit code."""
-        if self.process.poll() is None:
-            self.signal(signal.SIGCONT)
-            self.signal(signal.SIGTERM)
-            try:
-                return self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.signal(signal.SIGKILL)
-        return self.process.wait(30)
+            uvicorn_args=uvicorn_args,
+            wait=wait,
+        )
 
 
 class ServerThread:
@@ -563,23 +476,7 @@ def report_figures(name: str, figures: dict[str, Any]) -> None:
 
 def wait_all_anchored(node: NodeProcess, timeout: float = 180.0) -> dict[str, Any]:
     """Wait until the node has nothing pending or sealed; its health report."""
-
-    def done() -> dict[str, Any] | None:
-        try:
-            health = node.health()
-        except httpx.HTTPError:
-            return None
-        pipeline = health.get("pipeline") or {}
-        worker = health.get("worker") or {}
-        assert not worker.get("blocked"), worker
-        if pipeline.get("pending_versions") == 0 and pipeline.get("anchoring_lag_seconds") == 0:
-            return health
-        return None
-
-    result: dict[str, Any] = wait_until(
-        done, timeout, lambda: f"not all anchored in {timeout}s: {node.health()}\n{node.tail()}"
-    )
-    return result
+    return node.wait_anchored(timeout)
 
 
 def check_anchored_exactly_once(

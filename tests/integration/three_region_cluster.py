@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,10 +21,10 @@ import httpx
 from eth_account import Account
 
 from ledger.chain.localnode import free_port
+from node_api import testing
 from node_api.client import MemberAuth
 from node_api.testing import LocalConsortium, start_local_consortium
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BEIJING, TIANJIN, HEBEI = 110000, 120000, 130000
 REGIONS = (BEIJING, TIANJIN, HEBEI)
 PG_ADMIN_URL = os.environ.get(
@@ -39,15 +37,33 @@ def api_key(role: str, region: int) -> str:
     return f"{role}-{region}-" + "x" * 32
 
 
-@dataclass
-class NodeProcess:
-    """One node server process."""
+class NodeProcess(testing.NodeProcess):
+    """One node server process of ``region`` (``node.log`` in its directory)."""
 
-    region: int
-    url: str
-    signer_key: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
+    stop_timeout = 15.0
+
+    def __init__(
+        self, chain: LocalConsortium, region: int, directory: Path, db_url: str | None
+    ) -> None:
+        self.region = region
+        self.signer_key = chain.signer_key(region)
+        port = free_port()
+        settings = {
+            "operator_keys": api_key("operator", region),
+            "verifier_keys": api_key("verifier", region),
+            "auditor_keys": api_key("auditor", region),
+            "public_url": f"http://127.0.0.1:{port}",
+            "peer_timeout_seconds": "3",
+            "batch_size": "4096",
+            "batch_max_age_seconds": "3600",
+            "signer_cache_seconds": "0",
+            "log_level": "INFO",
+        }
+        if db_url:
+            settings["database_url"] = db_url
+        env = testing.node_environment(chain, directory, region, **settings)
+        # The three nodes start at once; _wait_ready waits for all of them.
+        super().__init__(env, directory / "node.log", port=port, wait=False)
 
     def client(
         self, role: str = "operator", purpose: str | None = "integration test"
@@ -67,21 +83,6 @@ class NodeProcess:
             timeout=60,
         )
 
-    def log_tail(self, chars: int = 4000) -> str:
-        """The end of the process's output, for failure messages."""
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it does not exit."""
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
 
 @dataclass
 class ThreeRegions:
@@ -95,54 +96,6 @@ class ThreeRegions:
         return list(self.chain.anchor().endorsers_of(region, seq))
 
 
-def _node_env(
-    chain: LocalConsortium, region: int, directory: Path, url: str, db_url: str | None
-) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_LEDGER_")}
-    env.update(
-        PYTHONPATH=str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
-        CREDIT_LEDGER_RPC_URL=chain.rpc_url,
-        CREDIT_LEDGER_DEPLOYMENT_FILE=str(chain.deployment_file),
-        CREDIT_LEDGER_REGION=str(region),
-        CREDIT_LEDGER_SIGNER_KEY=chain.signer_key(region),
-        CREDIT_LEDGER_DATA_DIR=str(directory),
-        CREDIT_LEDGER_OPERATOR_KEYS=api_key("operator", region),
-        CREDIT_LEDGER_VERIFIER_KEYS=api_key("verifier", region),
-        CREDIT_LEDGER_AUDITOR_KEYS=api_key("auditor", region),
-        CREDIT_LEDGER_PUBLIC_URL=url,
-        CREDIT_LEDGER_PEER_TIMEOUT_SECONDS="3",
-        CREDIT_LEDGER_BATCH_SIZE="4096",
-        CREDIT_LEDGER_BATCH_MAX_AGE_SECONDS="3600",
-        CREDIT_LEDGER_SIGNER_CACHE_SECONDS="0",
-        CREDIT_LEDGER_LOG_LEVEL="INFO",
-    )
-    if db_url:
-        env["CREDIT_LEDGER_DATABASE_URL"] = db_url
-    return env
-
-
-def _start_node(
-    chain: LocalConsortium, region: int, directory: Path, db_url: str | None
-) -> NodeProcess:
-    directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = directory / "node.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable, "-m", "uvicorn", "node_api.main:app",
-                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-            ],
-            cwd=directory,
-            env=_node_env(chain, region, directory, url, db_url),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    return NodeProcess(region, url, chain.signer_key(region), process, log_path)
-
-
 def _wait_ready(cluster: ThreeRegions, timeout: float = 150) -> None:
     """Every node healthy and every endpoint registered on chain.
 
@@ -154,7 +107,7 @@ def _wait_ready(cluster: ThreeRegions, timeout: float = 150) -> None:
     for node in cluster.nodes.values():
         while True:
             if node.process.poll() is not None:
-                raise RuntimeError(f"node {node.region} exited:\n{node.log_tail()}")
+                raise RuntimeError(f"node {node.region} exited:\n{node.tail()}")
             try:
                 health = httpx.get(f"{node.url}/v1/health", timeout=2)
                 if health.status_code == 200 and health.json()["status"] == "ok":
@@ -162,11 +115,11 @@ def _wait_ready(cluster: ThreeRegions, timeout: float = 150) -> None:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"node {node.region} not healthy:\n{node.log_tail()}")
+                raise RuntimeError(f"node {node.region} not healthy:\n{node.tail()}")
             time.sleep(0.1)
         while consortium.endpoint_of(node.region) != node.url:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"node {node.region} did not register:\n{node.log_tail()}")
+                raise RuntimeError(f"node {node.region} did not register:\n{node.tail()}")
             time.sleep(0.1)
 
 
@@ -217,7 +170,7 @@ def three_regions(directory: Path, db_urls: list[str] | None = None) -> Iterator
     try:
         for position, region in enumerate(REGIONS):
             db_url = db_urls[position] if db_urls else None
-            nodes[region] = _start_node(chain, region, directory / f"node-{region}", db_url)
+            nodes[region] = NodeProcess(chain, region, directory / f"node-{region}", db_url)
         cluster = ThreeRegions(chain, nodes)
         _wait_ready(cluster)
         yield cluster

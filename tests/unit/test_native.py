@@ -422,6 +422,7 @@ def test_extension_functions_reject_wrong_types_and_sizes() -> None:
         (native.commit_batch, ([record_json()], native.hmac_states(bytes(64))), TypeError),
         (native.configure, (1, 2, 3), TypeError),
         (native.configure_records, (), RuntimeError),  # configured once, at import,
+        (native.configure_receipts, (), RuntimeError),
     ]
     for function, args, error in cases:
         with pytest.raises(error):
