@@ -1,7 +1,9 @@
 """``python -m bench``: the whole comparison in one run on one local anvil; writes the report.
 
-Default sizes finish in about 30 minutes on the 2-core development machine; ``--quick``
-is the smoke-test size; ``--scale-records 10000000`` is the issue's full scale run.
+Default sizes are the issue's (a 10,000,000-record scale run, an integrity check of
+1,000,000): about 50 minutes on the 2-core development machine, plus about 7 minutes to
+generate the 10M-record file when the work directory has none. ``--scale-records 3000000``
+is a run of about 25 minutes; ``--quick`` is the smoke-test size.
 """
 
 from __future__ import annotations
@@ -259,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-records", type=int, default=500)
     # The issue asks for 10,000,000 and 1,000,000; 10M does not fit the ~35 minutes the
     # whole suite may take on the 2-core development machine (bench/findings.md).
-    parser.add_argument("--scale-records", type=int, default=3_000_000)
+    parser.add_argument("--scale-records", type=int, default=10_000_000)
     parser.add_argument("--integrity-records", type=int, default=1_000_000)
     parser.add_argument(
         "--importer", choices=("cli", "http"), default=_default_importer(),

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     )
     peer_timeout_seconds: float = Field(10.0, gt=0)
     max_package_bytes: int = Field(4 * 1024**3, ge=1024)
+    # A whole download of a peer's package; httpx's timeout is per read, and a peer that
+    # sends a byte now and then would otherwise hold an integrity check open indefinitely.
+    max_package_seconds: float = Field(3600.0, gt=0)
 
     # --- limits and caches
     max_records_per_request: int = Field(10_000, ge=1)

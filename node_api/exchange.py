@@ -33,7 +33,10 @@ Verification of a package (import and integrity check):
 
 1. The trailer parses; its domain is this node's; the signature recovers to ``signer``;
    the Consortium lists that address as a signer of ``manifest.region`` now. Otherwise the
-   package is rejected outright (HTTP 422) before any disclosure is looked at.
+   package is rejected outright (HTTP 422), and nothing of it counts: an integrity check
+   without ``store`` verifies lines while the package downloads (``PackageStream``), but
+   keeps those results only once the signature has verified and the manifest claims
+   exactly the batches that verification assumed; nothing is stored before then.
 2. The body hash and the disclosure count match the manifest; every manifest batch lies in
    ``[from_seq, to_seq]`` and has the root and size that ``batchOf`` holds; every batch
    the chain holds in the range is in the manifest. Failures are package ``problems``.
@@ -90,6 +93,7 @@ import multiprocessing
 import multiprocessing.context
 import os
 import re
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -161,7 +165,14 @@ _HEAD_BATCH = 1000  # eth_calls per JSON-RPC batch (Besu's default batch limit i
 # Below this many disclosures a package is verified in the request's thread: starting
 # worker processes costs more than they save.
 _PARALLEL_MIN_LINES = 8192
-_WORKERS = max(1, min(4, os.cpu_count() or 1))
+# The CPUs this process may run on (a container's limit), not the host's.
+_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+_WORKERS = max(1, min(4, _CPUS or 1))
+# Each pool is _WORKERS processes: concurrent checks and imports (and downloads that a peer
+# stalls) must not multiply them. A run that finds no free slot verifies in its own thread;
+# the report is the same.
+_MAX_POOLS = 1
+_POOL_SLOTS = threading.BoundedSemaphore(_MAX_POOLS)
 _EXPORT_LINES_PER_YIELD = 256
 
 _EIP712_DOMAIN_NAME = "credit-ledger"
@@ -820,26 +831,32 @@ def _init_worker(view: _ChainView) -> None:
 # failure or answer of the wrong length falls back to one eth_call per head.
 # Arguments appended to the code: CreditAnchor address (word), region (word), keys.
 #   PUSH2 CODELEN CODESIZE SUB  DUP1 PUSH2 CODELEN PUSH2 0x100 CODECOPY   args -> mem[0x100]
-#   PUSH1 0x40 DUP2 SUB PUSH1 5 SHR  SWAP1 PUSH2 0x100 ADD                n, out = 0x100 + len
+#   PUSH1 0x40 DUP2 SUB PUSH1 5 SHR  SWAP1 PUSH2 0x101 ADD                n, out = 0x101 + len
 #   PUSH4 headOf PUSH1 0xe0 SHL PUSH1 0 MSTORE  PUSH2 0x120 MLOAD PUSH1 4 MSTORE  PUSH1 0
 #   loop: JUMPDEST DUP3 DUP2 EQ PUSH2 end JUMPI                           while i < n
 #     DUP1 PUSH1 5 SHL PUSH2 0x140 ADD MLOAD PUSH1 0x24 MSTORE           calldata key i
 #     PUSH1 0x80 DUP2 PUSH1 7 SHL DUP4 ADD PUSH1 0x44 PUSH1 0 PUSH2 0x100 MLOAD GAS STATICCALL
 #     ISZERO PUSH2 fail JUMPI  RETURNDATASIZE PUSH1 0x80 EQ ISZERO PUSH2 fail JUMPI
 #     PUSH1 1 ADD PUSH2 loop JUMP
-#   end: JUMPDEST POP SWAP1 PUSH1 7 SHL SWAP1 RETURN                       mem[out, n * 128]
+#   end: JUMPDEST POP PUSH1 1 SWAP1 SUB SWAP1 PUSH1 7 SHL PUSH1 1 ADD SWAP1 RETURN
+#        mem[out - 1, 1 + n * 128]: a zero byte, then the heads. The answer is created code,
+#        and EIP-3541 (London) refuses created code whose first byte is 0xEF: without the
+#        zero byte a head leafHash starting with 0xEF failed the call (1 in 256 superseded
+#        records, or chosen by a peer) and turned the multicall off for the worker.
 #   fail: JUMPDEST PUSH1 0 DUP1 REVERT
 _MULTICALL_CODE: Final = (
-    bytes.fromhex("610075380380610075610100396040810360051c906101000163"),
+    bytes.fromhex("61007c38038061007c610100396040810360051c906101010163"),
     bytes.fromhex(
         "60e01b6000526101205160045260005b828114610068578060051b610140015160245260808160071b83"
-        "0160446000610100515afa15610070573d608014156100705760010161002d565b509060071b90f35b60"
-        "0080fd"
+        "0160446000610100515afa15610077573d608014156100775760010161002d565b50600190039060071b"
+        "60010190f35b600080fd"
     ),
 )
-# The returned bytes count as created code, so EIP-170's 24,576-byte limit applies.
-_MULTICALL_HEADS = 192
-_worker_multicall = True
+# The returned bytes count as created code, so EIP-170's 24,576-byte limit applies:
+# 1 + 191 * 128 = 24,449.
+_MULTICALL_HEADS = 191
+_worker_multicall_failures = 0
+_MULTICALL_GIVE_UP = 3  # consecutive failures before a worker reads one head per eth_call
 
 
 def _multicall_heads(
@@ -863,21 +880,24 @@ def _multicall_heads(
     for start in range(0, len(payloads), _HEAD_BATCH):
         answers = rpc.eth_calls(None, payloads[start : start + _HEAD_BATCH])  # type: ignore[arg-type]
         for answer, size in zip(answers, sizes[start : start + _HEAD_BATCH], strict=True):
-            if len(answer) != 128 * size:
+            if len(answer) != 1 + 128 * size or answer[0] != 0:
                 raise ChainError(f"multicall answered {len(answer)} bytes for {size} heads")
-            heads.extend(decode_head(answer[i : i + 128]) for i in range(0, len(answer), 128))
+            heads.extend(decode_head(answer[i : i + 128]) for i in range(1, len(answer), 128))
     return heads
 
 
 def _worker_heads(keys: list[tuple[int, bytes]]) -> list[RecordHead]:
-    global _worker_multicall
+    global _worker_multicall_failures
     assert _worker_view is not None and _worker_rpc is not None
-    if _worker_multicall:
+    if _worker_multicall_failures < _MULTICALL_GIVE_UP:
         try:
-            return _multicall_heads(_worker_rpc, _worker_view, keys)
-        except ChainError as e:
-            _worker_multicall = False
+            heads = _multicall_heads(_worker_rpc, _worker_view, keys)
+        except (ChainError, ValueError) as e:  # ValueError: a result that is not hex
+            _worker_multicall_failures += 1
             _log.warning("head multicall failed; reading one head per eth_call", exc_info=e)
+        else:
+            _worker_multicall_failures = 0
+            return heads
     selector, heads = _worker_view.head_selector, []
     for start in range(0, len(keys), _HEAD_BATCH):
         answers = _worker_rpc.eth_calls(
@@ -919,6 +939,9 @@ class _ChunkRunner:
     def __init__(self, view: _ChainView, gateway: Any, workers: int) -> None:
         self._view = view
         self._gateway = gateway
+        self._slot = workers > 0 and _POOL_SLOTS.acquire(blocking=False)
+        if not self._slot:
+            workers = 0
         self._pool = (
             ProcessPoolExecutor(
                 workers,
@@ -933,7 +956,12 @@ class _ChunkRunner:
 
     def submit(self, lines: list[tuple[int, bytes]]) -> Future[list[_Checked]]:
         if self._pool is not None:
-            return self._pool.submit(_CHUNK_TASK, lines)
+            try:
+                return self._pool.submit(_CHUNK_TASK, lines)
+            except BrokenProcessPool as e:  # a worker died while this thread was busy
+                raise VerificationFailed(
+                    f"a verification worker process died: the package was not verified ({e})"
+                ) from e
         future: Future[list[_Checked]] = Future()
         try:
             future.set_result(self.here(lines))
@@ -955,8 +983,13 @@ class _ChunkRunner:
             ) from e
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            if self._slot:
+                self._slot = False
+                _POOL_SLOTS.release()
 
 
 @dataclass
@@ -1425,11 +1458,13 @@ class _Verification:
 
     def _absorb(self, runner: _ChunkRunner, results: list[_Checked]) -> None:
         """Classify a verified chunk in line order; store its authentic disclosures."""
+        outside = [(checked[0], checked[3]) for checked in results if checked[2] is None]
+        if outside:  # batches outside the snapshot: verified here, their heads in one read
+            redone = iter(runner.here(outside))
+            results = [next(redone) if checked[2] is None else checked for checked in results]
         rows: list[dict[str, Any]] = []
         counts, add_item = self.tally.counts, self.tally.add_item
         for checked in results:
-            if checked[2] is None:  # a batch outside the snapshot: verify it here
-                checked = runner.here([(checked[0], checked[3])])[0]
             outcome, item = self._classify(checked)
             counts[outcome] += 1
             if item is not None:
@@ -1673,7 +1708,9 @@ class PackageStream:
     ) -> None:
         self.spool = spool
         self._scan = _TrailerScan()
-        self._partial = b""
+        # The unfinished last line, in pieces: joining it on every write was quadratic in
+        # its length (a peer's 1 GiB line without a newline took hours of CPU).
+        self._partial: list[bytes] = []
         self._run: _Verification | None = None
         if speculate:
             try:
@@ -1693,10 +1730,17 @@ class PackageStream:
     def write(self, data: bytes) -> int:
         """Store and scan the next bytes of the package."""
         self.spool.write(data)
-        lines = (self._partial + data).split(b"\n")
-        self._partial = lines.pop()
-        for line in lines:
-            self._feed(line + b"\n")
+        start = 0
+        while (end := data.find(b"\n", start)) != -1:
+            line = data[start : end + 1]
+            if self._partial:
+                self._partial.append(line)
+                line = b"".join(self._partial)
+                self._partial = []
+            self._feed(line)
+            start = end + 1
+        if start < len(data):
+            self._partial.append(data[start:])
         return len(data)
 
     def tell(self) -> int:
@@ -1722,7 +1766,7 @@ class PackageStream:
 
     def _end(self) -> None:
         if self._partial:
-            partial, self._partial = self._partial, b""
+            partial, self._partial = b"".join(self._partial), []
             self._feed(partial)
 
     def trailer(self) -> _Trailer:
@@ -1924,6 +1968,11 @@ def run_stored(
         raise
     except (ChainError, NodeError) as e:
         finish_report(services, report_id, "failed", {"reason": str(e)})
+        raise
+    except Exception as e:  # a bug or a worker's unexpected error: failed, never "running"
+        finish_report(
+            services, report_id, "failed", {"reason": f"internal error: {type(e).__name__}"}
+        )
         raise
     return finish_report(services, report_id, "completed", body)
 

@@ -131,7 +131,15 @@ def fetch_package(
                         peer_body=response.text[:2000],
                     )
                 received = 0
+                deadline = time.monotonic() + services.settings.max_package_seconds
                 for chunk in response.iter_bytes(_COPY_CHUNK):
+                    if time.monotonic() > deadline:
+                        raise PeerUnavailable(
+                            f"region {region}'s package took over "
+                            f"{services.settings.max_package_seconds:g} s",
+                            region=region,
+                            endpoint=endpoint,
+                        )
                     received += len(chunk)
                     if received > limit:
                         raise PeerUnavailable(
