@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,11 +97,27 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # sqlite3 module would otherwise open transactions lazily on its own.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _enable_wal(cursor)
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _enable_wal(cursor: Any, wait_seconds: float = 30.0) -> None:
+    # Switching a new database to WAL takes an exclusive lock and answers "database is
+    # locked" at once, without the busy handler, while another connection holds a lock:
+    # nodes or migrations starting together on a fresh file failed that way (seen in CI).
+    # WAL is persistent, so the first connection that gets through sets it for all.
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
