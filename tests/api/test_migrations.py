@@ -169,21 +169,27 @@ def test_other_components_add_their_tables_with_their_own_numbering(tmp_path: Pa
         Component("bad", (Migration(2, "gap", create_reports),))
 
 
-def test_concurrent_starts_migrate_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'n.db'}"
+def _migrate_concurrently(url: str, starts: int = 4) -> list[BaseException]:
+    """``starts`` threads migrating ``url`` at once, as nodes starting together; their errors."""
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
             migrate(Database(url), COMPONENTS)
-        except BaseException as e:  # collected for the assertion below
+        except BaseException as e:  # collected for the caller's assertion
             errors.append(e)
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
+    threads = [threading.Thread(target=run) for _ in range(starts)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return errors
+
+
+def test_concurrent_starts_migrate_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    errors = _migrate_concurrently(url)
     assert errors == []
     assert current_versions(Database(url)) == {c.name: c.head for c in COMPONENTS}
 
@@ -202,17 +208,5 @@ def test_nodes_starting_together_on_a_fresh_file_never_see_a_locked_database(
     # while another connection held a lock: about 1 in 50 of these starts failed (CI).
     failures: list[BaseException] = []
     for attempt in range(30):
-        url = f"sqlite:///{tmp_path / f'n{attempt}.db'}"
-
-        def run(url: str = url) -> None:
-            try:
-                migrate(Database(url), COMPONENTS)
-            except BaseException as e:  # collected for the assertion below
-                failures.append(e)
-
-        threads = [threading.Thread(target=run) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        failures += _migrate_concurrently(f"sqlite:///{tmp_path / f'n{attempt}.db'}")
     assert failures == []
