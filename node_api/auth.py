@@ -141,7 +141,8 @@ def sync_api_keys(db: Database, configured: dict[str, list[str]]) -> int:
             if previous != role:
                 raise ValueError(f"one API key is configured for both {previous} and {role}")
     now = time.time()
-    with db.write() as conn:
+    # Serialized: every API process of a node syncs the same keys when it starts.
+    with db.write(serialized=True) as conn:
         existing = {
             row.key_hash: row
             for row in conn.execute(select(api_keys).where(api_keys.c.source == "config"))

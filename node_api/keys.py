@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from eth_account import Account
@@ -32,17 +33,8 @@ def load_node_secret(path: Path) -> bytes:
     means new salts; every stored version keeps its own salt in the database.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # O_EXCL: two processes starting together must not both generate a secret.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(_SECRET_BYTES) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        _log.info("generated node secret", extra={"path": str(path)})
+    if not path.exists():
+        _create_secret(path)
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         _log.warning(
@@ -52,6 +44,31 @@ def load_node_secret(path: Path) -> bytes:
     if len(secret) < 16:
         raise ValueError(f"node secret in {path} is shorter than 16 bytes")
     return secret
+
+
+def _create_secret(path: Path) -> None:
+    # Written whole to a private file, then linked into place: link() fails if the name
+    # exists, so of processes starting together exactly one secret wins, and nobody reads
+    # a file another process has created but not yet written (O_EXCL on the name alone
+    # left that window: the second process read an empty secret and refused to start).
+    fd, tmp = tempfile.mkstemp(prefix=".node-secret-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(_SECRET_BYTES) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        _log.info("generated node secret", extra={"path": str(path)})
+    finally:
+        os.unlink(tmp)
 
 
 def load_signer(settings: Settings) -> LocalAccount | None:

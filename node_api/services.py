@@ -138,7 +138,9 @@ class Services:
 
 def _claim_region(db: Database, region: int) -> None:
     """Record the region in a new database; refuse a database of another region."""
-    with db.write() as conn:
+    # Serialized: API processes of one node (uvicorn --workers) start together, and on
+    # PostgreSQL both would find no region and insert it.
+    with db.write(serialized=True) as conn:
         stored = conn.execute(select(node_meta.c.value).where(node_meta.c.key == "region")).scalar()
         if stored is None:
             conn.execute(node_meta.insert().values(key="region", value=str(region)))

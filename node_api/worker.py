@@ -592,7 +592,8 @@ class AnchoringWorker:
         return row.owner if row is not None and row.expires_at > time.time() else None
 
     def _request_anchor(self) -> None:
-        with self.db.write() as conn:
+        # Serialized: two API processes asked at once would both delete, then both insert.
+        with self.db.write(serialized=True) as conn:
             conn.execute(delete(node_meta).where(node_meta.c.key == _ANCHOR_REQUEST_KEY))
             conn.execute(node_meta.insert().values(key=_ANCHOR_REQUEST_KEY, value=str(time.time())))
 

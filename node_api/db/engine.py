@@ -16,6 +16,8 @@ from sqlalchemy.engine import make_url
 __all__ = ["Database"]
 
 _log = logging.getLogger("node_api.db")
+# Arbitrary constant key of pg_advisory_xact_lock for serialized writes ("CL" "SERIAL").
+_SERIAL_KEY = 0x434C_5345_5249
 
 
 class Database:
@@ -71,11 +73,20 @@ class Database:
                 yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A write transaction, committed on normal exit and rolled back on an exception."""
+    def write(self, *, serialized: bool = False) -> Iterator[Connection]:
+        """A write transaction, committed on normal exit and rolled back on an exception.
+
+        SQLite's write transactions run one at a time (``BEGIN IMMEDIATE``). On PostgreSQL,
+        ``serialized`` makes this one wait for every other serialized write of the database
+        (a transaction-level advisory lock): for read-then-insert steps that processes
+        starting together run at once, such as claiming the region or syncing API keys,
+        which READ COMMITTED would otherwise let both insert (a unique violation).
+        """
         with self.engine.connect() as conn:
             conn.execution_options(credit_ledger_immediate=True)
             with conn.begin():
+                if serialized and self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SERIAL_KEY})
                 yield conn
 
     def ping(self) -> None:

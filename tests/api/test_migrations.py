@@ -9,7 +9,18 @@ from pathlib import Path
 
 import pytest
 from node_harness import OPERATOR, Node
-from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, inspect, select, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    delete,
+    inspect,
+    select,
+    text,
+)
 
 import ledger
 from node_api.config import Settings
@@ -23,7 +34,8 @@ from node_api.db import (
     current_versions,
     migrate,
 )
-from node_api.db.tables import batches, record_versions, records
+from node_api.db.tables import api_keys, batches, node_meta, record_versions, records
+from node_api.keys import load_node_secret
 from node_api.services import NodeConfigError, Services
 from node_api.testing import sample_record
 
@@ -169,13 +181,15 @@ def test_other_components_add_their_tables_with_their_own_numbering(tmp_path: Pa
         Component("bad", (Migration(2, "gap", create_reports),))
 
 
-def _migrate_concurrently(url: str, starts: int = 4) -> list[BaseException]:
-    """``starts`` threads migrating ``url`` at once, as nodes starting together; their errors."""
+def _concurrently(step: Callable[[], object], starts: int = 4) -> list[BaseException]:
+    """``starts`` threads running ``step`` at once, as processes starting together; errors."""
     errors: list[BaseException] = []
+    gate = threading.Barrier(starts)
 
     def run() -> None:
         try:
-            migrate(Database(url), COMPONENTS)
+            gate.wait()
+            step()
         except BaseException as e:  # collected for the caller's assertion
             errors.append(e)
 
@@ -187,11 +201,71 @@ def _migrate_concurrently(url: str, starts: int = 4) -> list[BaseException]:
     return errors
 
 
+def _migrate_concurrently(url: str, starts: int = 4) -> list[BaseException]:
+    """``starts`` threads migrating ``url`` at once, as nodes starting together; their errors."""
+    return _concurrently(lambda: migrate(Database(url), COMPONENTS), starts)
+
+
 def test_concurrent_starts_migrate_once(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'n.db'}"
     errors = _migrate_concurrently(url)
     assert errors == []
     assert current_versions(Database(url)) == {c.name: c.head for c in COMPONENTS}
+
+
+def test_api_processes_starting_together_on_a_fresh_database(
+    database_url: str, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # uvicorn --workers 2 on a fresh PostgreSQL database: both processes found no region
+    # (and no API keys) and inserted them; the second died on a unique violation and took
+    # the node down with it. Every start claims the region and syncs the keys serialized.
+    started: list[Services] = []
+
+    def start() -> None:
+        started.append(Services.build(make_settings(database_url=database_url), start_worker=False))
+
+    try:
+        errors = _concurrently(start, starts=4)
+    finally:
+        for services in started:
+            services.close()
+    assert errors == []
+    db = Database(database_url)
+    with db.read() as conn:
+        region = conn.execute(select(node_meta.c.value).where(node_meta.c.key == "region"))
+        assert region.scalars().all() == ["110000"]
+        roles = conn.execute(select(api_keys.c.role)).scalars().all()
+    assert sorted(roles) == ["auditor", "operator", "verifier"]
+    assert len(bytes.fromhex((tmp_path / "node" / "node-secret").read_text())) == 32
+
+
+def test_serialized_writes_run_one_at_a_time(database_url: str) -> None:
+    # The pattern of a second anchor request while another process holds the lease: delete
+    # the request row, insert it again. Unserialized, PostgreSQL lets two of them insert.
+    db = Database(database_url)
+    migrate(db, COMPONENTS)
+
+    def request_anchor() -> None:
+        for _ in range(20):
+            with db.write(serialized=True) as conn:
+                conn.execute(delete(node_meta).where(node_meta.c.key == "anchor_requested"))
+                conn.execute(node_meta.insert().values(key="anchor_requested", value="now"))
+
+    assert _concurrently(request_anchor, starts=6) == []
+
+
+def test_processes_starting_together_generate_one_node_secret(tmp_path: Path) -> None:
+    # O_EXCL on the name alone let a second process read the file before the first had
+    # written it: an empty secret, and a node that refused to start.
+    for attempt in range(30):
+        path = tmp_path / f"n{attempt}" / "node-secret"
+        seen: list[bytes] = []
+        assert (
+            _concurrently(lambda path=path, seen=seen: seen.append(load_node_secret(path)), 4) == []
+        )
+        assert len(set(seen)) == 1 and len(seen[0]) == 32
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert [p.name for p in path.parent.iterdir()] == ["node-secret"]
 
 
 def test_refuses_a_database_of_another_region(make_settings: Callable[..., Settings]) -> None:
