@@ -18,6 +18,15 @@ __all__ = ["Database"]
 _log = logging.getLogger("node_api.db")
 # Arbitrary constant key of pg_advisory_xact_lock for serialized writes ("CL" "SERIAL").
 _SERIAL_KEY = 0x434C_5345_5249
+# SQLite page cache of a write transaction, and of every other use (SQLite's default).
+# A bulk submission inserts 10,000 records into B-trees keyed by random 32-byte values;
+# with 2 MiB, pages it touched were evicted (dirty ones spilled to the WAL) and read
+# again within the same transaction. Reset when the transaction ends (bench/findings.md).
+_SQLITE_WRITE_CACHE_KIB = 64 * 1024
+_SQLITE_CACHE_KIB = 2000
+# Checkpoint the WAL into the database file at 50,000 pages (about 200 MiB) instead of
+# SQLite's 1,000: a page dirtied by several bulk submissions is copied back once.
+_SQLITE_CHECKPOINT_PAGES = 50_000
 
 
 class Database:
@@ -84,10 +93,19 @@ class Database:
         """
         with self.engine.connect() as conn:
             conn.execution_options(credit_ledger_immediate=True)
-            with conn.begin():
-                if serialized and self.dialect == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SERIAL_KEY})
-                yield conn
+            if self.dialect == "sqlite":
+                _sqlite_cache(conn, _SQLITE_WRITE_CACHE_KIB)
+            try:
+                with conn.begin():
+                    if serialized and self.dialect == "postgresql":
+                        conn.execute(
+                            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SERIAL_KEY}
+                        )
+                    yield conn
+            finally:
+                if self.dialect == "sqlite" and not conn.invalidated:
+                    # Back to the default: pooled connections must not each keep 64 MiB.
+                    _sqlite_cache(conn, _SQLITE_CACHE_KIB)
 
     def ping(self) -> None:
         """Run a trivial query; raises if the database is unreachable."""
@@ -103,6 +121,11 @@ class Database:
         self.engine.dispose()
 
 
+def _sqlite_cache(conn: Connection, kib: int) -> None:
+    # On the driver's connection: through SQLAlchemy the statement would begin a transaction.
+    conn.connection.dbapi_connection.execute(f"PRAGMA cache_size=-{kib}")  # type: ignore[union-attr]
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # Hand transaction control to SQLAlchemy's "begin" event (the pysqlite recipe): the
     # sqlite3 module would otherwise open transactions lazily on its own.
@@ -112,6 +135,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={_SQLITE_CHECKPOINT_PAGES}")
     cursor.close()
 
 

@@ -254,6 +254,26 @@ def test_serialized_writes_run_one_at_a_time(database_url: str) -> None:
     assert _concurrently(request_anchor, starts=6) == []
 
 
+def test_sqlite_write_transactions_get_a_larger_page_cache_and_give_it_back(
+    tmp_path: Path,
+) -> None:
+    # Bulk intake inserts into B-trees keyed by random hashes: a write transaction gets a
+    # 64 MiB page cache; the connection returns to the pool with SQLite's default, also
+    # after a failed transaction, so 30 pooled connections never hold 64 MiB each.
+    db = Database(f"sqlite:///{tmp_path / 'n.db'}", pool_size=1)
+    with db.write() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -65536
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 50_000
+        pooled = conn.connection.dbapi_connection
+    with pytest.raises(KeyError), db.write():
+        raise KeyError("rolled back")
+    with db.read() as conn:
+        assert conn.connection.dbapi_connection is pooled
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -2000
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
 def test_processes_starting_together_generate_one_node_secret(tmp_path: Path) -> None:
     # O_EXCL on the name alone let a second process read the file before the first had
     # written it: an empty secret, and a node that refused to start.
