@@ -173,7 +173,9 @@ class AnchoringWorker:
     def anchor_now(self, timeout: float = 300.0) -> dict[str, Any]:
         """Seal everything pending and anchor it (POST /v1/anchor)."""
         if not self._cycle_lock.acquire(timeout=timeout):
-            raise Unavailable("the anchoring worker is busy; retry later")
+            # "reason" lets a client that asked to anchor everything wait (the CLI's
+            # import --anchor): the worker is anchoring, only not for this request.
+            raise Unavailable("the anchoring worker is busy; retry later", reason="worker_busy")
         try:
             if not self._hold_lease():
                 self._request_anchor()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -175,6 +176,39 @@ def print_import_summary(summary: Any) -> None:
     out.print(f"{summary.rows_this_run:,} rows in {summary.seconds:.1f} s ({rate:,.0f} rows/s)")
 
 
+_ANCHOR_WAIT_SECONDS = 4 * 3600
+
+
+def _anchor_all(node: str, api_key: str | None, *, quiet: bool) -> Any:
+    """POST /v1/anchor until it answers; while the worker is busy anchoring, ask again.
+
+    After a large import the worker may still be anchoring a backlog in one long cycle;
+    the node then answers 503 "worker_busy" after waiting 300 s for it. That is progress,
+    not a failure: ask again (for up to four hours). Any other answer ends the wait.
+    """
+    deadline = time.monotonic() + _ANCHOR_WAIT_SECONDS
+    with node_http(node, api_key, timeout=600) as http:
+        while True:
+            response = request(http, "POST", "/v1/anchor", "anchoring")
+            busy = response.status_code == 503 and _error_reason(response) == "worker_busy"
+            if not busy or time.monotonic() > deadline:
+                break
+            if not quiet:
+                err.print("the anchoring worker is still busy with earlier batches; waiting")
+            time.sleep(1)
+    if response.status_code != 200:
+        raise response_error(response, "anchoring")
+    return response.json()
+
+
+def _error_reason(response: Any) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("reason") if isinstance(body, dict) else None
+
+
 def import_(
     file: Annotated[Path, typer.Argument(help="JSON Lines or CSV file of records.")],
     node: NodeUrl = DEFAULT_NODE_URL,
@@ -222,11 +256,7 @@ def import_(
     summary = import_with_progress(options, quiet=quiet or as_json)
     anchored = None
     if anchor:
-        with node_http(node, api_key, timeout=600) as http:
-            response = request(http, "POST", "/v1/anchor", "anchoring")
-        if response.status_code != 200:
-            raise response_error(response, "anchoring")
-        anchored = response.json()
+        anchored = _anchor_all(node, api_key, quiet=quiet or as_json)
     if as_json:
         print_json({**summary.to_json(), "anchor": anchored})
     else:
