@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # --- anchoring
     batch_size: int = Field(4096, ge=1, le=1 << 20)
     batch_max_age_seconds: float = Field(60.0, gt=0)
+    # POST /v1/anchor waits this long for a worker busy with earlier batches, then answers
+    # 503 with reason "worker_busy" (`credit-ledger import --anchor` then asks again).
+    anchor_wait_seconds: float = Field(300.0, gt=0)
     # A head update (a version > 1) costs ~50,000 gas; 256 keep a batch under ~13M gas,
     # inside the 30M block gas limit common to dev chains and QBFT genesis files.
     max_heads_per_batch: int = Field(256, ge=1, le=4096)

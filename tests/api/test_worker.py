@@ -254,3 +254,49 @@ def test_intake_continues_while_the_chain_is_unreachable(
     stop_node(node)
     recovered = start_node(make_settings())
     assert sum(b["size"] for b in recovered.anchor()["anchored"]) == 4
+
+
+def test_import_anchor_waits_while_the_worker_is_busy(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # After a 10M-record import the worker was still anchoring a backlog in one long cycle;
+    # POST /v1/anchor answered 503 after its wait and `import --anchor` failed (exit 7)
+    # with everything stored and being anchored. The CLI now asks again while the node
+    # says "worker_busy". A real node over real HTTP; the test holds the worker's cycle.
+    import threading
+
+    import httpx
+    import uvicorn
+
+    from node_api.cli.cmd_data import _anchor_all
+    from node_api.main import create_app
+    from node_api.services import Services
+
+    app = create_app(make_settings(anchor_wait_seconds=0.3))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    _wait(lambda: server.started, what="the node to start")
+    url = f"http://127.0.0.1:{server.config.port}"
+    services: Services = app.state.services
+    assert services.worker is not None
+    cycle = services.worker._cycle_lock
+    try:
+        with httpx.Client(base_url=url, headers=OPERATOR, timeout=30) as http:
+            assert http.post("/v1/records", json=sample_record()).status_code == 202
+            assert cycle.acquire(timeout=10)
+            busy = http.post("/v1/anchor")
+            assert busy.status_code == 503
+            assert busy.json()["reason"] == "worker_busy"
+            released = threading.Timer(1.5, cycle.release)
+            released.start()
+            started = time.monotonic()
+            answer = _anchor_all(url, OPERATOR["Authorization"].removeprefix("Bearer "), quiet=True)
+            assert time.monotonic() - started >= 1.4  # it waited for the cycle to end
+            released.join()
+        assert [b["size"] for b in answer["anchored"]] == [1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
