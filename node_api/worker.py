@@ -170,9 +170,9 @@ class AnchoringWorker:
 
     # ----------------------------------------------------------------- API entry points
 
-    def anchor_now(self, timeout: float = 300.0) -> dict[str, Any]:
+    def anchor_now(self) -> dict[str, Any]:
         """Seal everything pending and anchor it (POST /v1/anchor)."""
-        if not self._cycle_lock.acquire(timeout=timeout):
+        if not self._cycle_lock.acquire(timeout=self.settings.anchor_wait_seconds):
             # "reason" lets a client that asked to anchor everything wait (the CLI's
             # import --anchor): the worker is anchoring, only not for this request.
             raise Unavailable("the anchoring worker is busy; retry later", reason="worker_busy")

@@ -17,6 +17,7 @@ from node_api.cli.common import (
     JsonFlag,
     NodeUrl,
     err,
+    error_body,
     node_http,
     out,
     print_json,
@@ -183,14 +184,16 @@ def _anchor_all(node: str, api_key: str | None, *, quiet: bool) -> Any:
     """POST /v1/anchor until it answers; while the worker is busy anchoring, ask again.
 
     After a large import the worker may still be anchoring a backlog in one long cycle;
-    the node then answers 503 "worker_busy" after waiting 300 s for it. That is progress,
-    not a failure: ask again (for up to four hours). Any other answer ends the wait.
+    the node then answers 503 "worker_busy" after waiting ANCHOR_WAIT_SECONDS for it.
+    That is progress, not a failure: ask again (for up to four hours). Any other answer
+    ends the wait.
     """
     deadline = time.monotonic() + _ANCHOR_WAIT_SECONDS
     with node_http(node, api_key, timeout=600) as http:
         while True:
             response = request(http, "POST", "/v1/anchor", "anchoring")
-            busy = response.status_code == 503 and _error_reason(response) == "worker_busy"
+            body = error_body(response) if response.status_code == 503 else None
+            busy = body is not None and body.get("reason") == "worker_busy"
             if not busy or time.monotonic() > deadline:
                 break
             if not quiet:
@@ -199,14 +202,6 @@ def _anchor_all(node: str, api_key: str | None, *, quiet: bool) -> Any:
     if response.status_code != 200:
         raise response_error(response, "anchoring")
     return response.json()
-
-
-def _error_reason(response: Any) -> Any:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body.get("reason") if isinstance(body, dict) else None
 
 
 def import_(

@@ -25,6 +25,7 @@ __all__ = [
     "RpcUrl",
     "DeploymentFile",
     "node_http",
+    "error_body",
     "response_error",
     "print_json",
     "read_json_file",
@@ -125,14 +126,20 @@ def node_http(
     return httpx.Client(base_url=node_url.rstrip("/"), headers=headers, timeout=timeout)
 
 
-def response_error(response: Any, what: str) -> CliError:
-    """A one-line CliError for a failed node response."""
+def error_body(response: Any) -> dict[str, Any] | None:
+    """The JSON object of a node's error response, or None if it is not one."""
     try:
         body = response.json()
     except ValueError:
-        body = None
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def response_error(response: Any, what: str) -> CliError:
+    """A one-line CliError for a failed node response."""
+    body = error_body(response)
     detail = response.text[:300].strip()
-    if isinstance(body, dict):
+    if body is not None:
         if body.get("error") == "invalid_record":
             detail = f"invalid record: {body.get('field')}: {body.get('reason')}"
         else:

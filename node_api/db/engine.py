@@ -97,15 +97,22 @@ class Database:
                 _sqlite_cache(conn, _SQLITE_WRITE_CACHE_KIB)
             try:
                 with conn.begin():
-                    if serialized and self.dialect == "postgresql":
-                        conn.execute(
-                            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SERIAL_KEY}
-                        )
+                    if serialized:
+                        self.lock(conn, _SERIAL_KEY)
                     yield conn
             finally:
                 if self.dialect == "sqlite" and not conn.invalidated:
                     # Back to the default: pooled connections must not each keep 64 MiB.
                     _sqlite_cache(conn, _SQLITE_CACHE_KIB)
+
+    def lock(self, conn: Connection, key: int) -> None:
+        """Inside a write transaction: wait for every other holder of ``key`` to commit.
+
+        A PostgreSQL advisory transaction lock; SQLite's write transaction already holds
+        the database's only write lock (``BEGIN IMMEDIATE``).
+        """
+        if self.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
     def ping(self) -> None:
         """Run a trivial query; raises if the database is unreachable."""

@@ -24,7 +24,6 @@ from sqlalchemy import (
     Table,
     inspect,
     select,
-    text,
 )
 
 from node_api.db.engine import Database
@@ -91,9 +90,7 @@ def current_versions(db: Database) -> dict[str, int]:
 
 
 def _lock(conn: Connection, db: Database) -> None:
-    if db.dialect == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-    # SQLite: Database.write() already holds the write lock (BEGIN IMMEDIATE).
+    db.lock(conn, _PG_LOCK_KEY)
 
 
 def _applied(conn: Connection, component: str) -> int:

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import copy
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
+import uvicorn
 from node_harness import OPERATOR, Node, stop_node
 from sqlalchemy import select
 
 from ledger.chain.localnode import free_port
 from node_api.batches import SealedBatch, load_batch
+from node_api.cli.cmd_data import _anchor_all
 from node_api.config import Settings
 from node_api.db.tables import batches
+from node_api.main import create_app
+from node_api.services import Services
 from node_api.testing import LocalConsortium, sample_record
 
 StartNode = Callable[[Settings], Node]
@@ -263,15 +269,6 @@ def test_import_anchor_waits_while_the_worker_is_busy(
     # POST /v1/anchor answered 503 after its wait and `import --anchor` failed (exit 7)
     # with everything stored and being anchored. The CLI now asks again while the node
     # says "worker_busy". A real node over real HTTP; the test holds the worker's cycle.
-    import threading
-
-    import httpx
-    import uvicorn
-
-    from node_api.cli.cmd_data import _anchor_all
-    from node_api.main import create_app
-    from node_api.services import Services
-
     app = create_app(make_settings(anchor_wait_seconds=0.3))
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
