@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         signer_key=args.signer_key,
         batch_size=args.batch_size,
         batch_max_age_seconds=3600,
+        anchor_wait_seconds=3600,
         worker_mode="off",
         log_level="WARNING",
         proof_cache_batches=4,
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if len(keys) < args.disclosures:
                     keys += [r.record_key for r in results[: args.disclosures - len(keys)]]
         intake_done = time.perf_counter()
-        result = services.worker.anchor_now(timeout=3600)
+        result = services.worker.anchor_now()
         anchored = time.perf_counter()
         cpu = time.process_time() - cpu_started
     elapsed = anchored - started
