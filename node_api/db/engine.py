@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +55,17 @@ class Database:
                 pool_size=pool_size,
                 max_overflow=20,
             )
+            # Writers of this process queue here instead of in SQLite's busy handler, which
+            # polls with sleeps of up to 100 ms: the write lock stayed idle while a waiting
+            # writer slept, and the anchoring worker lost most rounds to bulk submissions.
+            self._write_gate: AbstractContextManager[Any] = threading.Lock()
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
         elif self.dialect == "postgresql":
             self.engine = create_engine(
                 self.url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True
             )
+            self._write_gate = nullcontext()
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
 
@@ -85,13 +91,14 @@ class Database:
     def write(self, *, serialized: bool = False) -> Iterator[Connection]:
         """A write transaction, committed on normal exit and rolled back on an exception.
 
-        SQLite's write transactions run one at a time (``BEGIN IMMEDIATE``). On PostgreSQL,
+        SQLite's write transactions run one at a time (``BEGIN IMMEDIATE``), and those of
+        one process wait for each other in a lock of this object first. On PostgreSQL,
         ``serialized`` makes this one wait for every other serialized write of the database
         (a transaction-level advisory lock): for read-then-insert steps that processes
         starting together run at once, such as claiming the region or syncing API keys,
         which READ COMMITTED would otherwise let both insert (a unique violation).
         """
-        with self.engine.connect() as conn:
+        with self._write_gate, self.engine.connect() as conn:
             conn.execution_options(credit_ledger_immediate=True)
             if self.dialect == "sqlite":
                 _sqlite_cache(conn, _SQLITE_WRITE_CACHE_KIB)

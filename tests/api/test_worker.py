@@ -48,9 +48,9 @@ def _seal_without_sending(node: Node) -> SealedBatch:
     worker = node.services.worker
     assert worker is not None and worker._hold_lease()
     worker._startup()
-    batch = worker._seal_next()
-    assert batch is not None
-    return batch
+    sealed = worker._seal_next()
+    assert len(sealed) == 1
+    return sealed[0]
 
 
 def test_worker_seals_full_batches_and_anchors_them(
@@ -147,6 +147,29 @@ def test_a_sealed_batch_is_sent_unchanged_after_a_restart(
     )
     assert _batch_states(restarted)[0] == (sealed.seq, 4, "anchored")
     assert restarted.client.get("/v1/health").json()["pipeline"]["pending_versions"] == 1
+
+
+def test_a_backlog_is_sealed_several_full_batches_per_transaction(
+    make_settings: Callable[..., Settings], start_node: StartNode, consortium: LocalConsortium
+) -> None:
+    node = start_node(make_settings(batch_size=5))
+    node.submit([sample_record() for _ in range(58)])
+    worker = node.services.worker
+    assert worker is not None and worker._hold_lease()
+    worker._startup()
+    first = worker._seal_next()
+    # Eight full batches at most in one transaction; the rest waits for the next one.
+    assert [(b.seq, b.size) for b in first] == [(seq, 5) for seq in range(8)]
+    assert [(seq, size, state) for seq, size, state in _batch_states(node)] == [
+        (seq, 5, "sealed") for seq in range(8)
+    ]
+    result = node.anchor()
+    # The cycle settles what was sealed, seals the other full batches and, forced, the 3 left.
+    assert result["sealed"] == [8, 9, 10, 11]
+    assert [(size, state) for _, size, state in _batch_states(node)] == [(5, "anchored")] * 11 + [
+        (3, "anchored")
+    ]
+    assert consortium.anchor().next_seq(110000) == 12
 
 
 def test_a_batch_anchored_before_the_crash_is_marked_not_resent(
