@@ -18,7 +18,9 @@ sent as it is, byte for byte, and validated by the node, whose answer names the 
 and reason just the same (parsing it here too cost as much CPU as the node's own intake,
 bench/findings.md). New records go to ``POST /v1/records`` in chunks of up to 10,000 (the
 node stores a chunk all or nothing), corrections to ``PUT /v1/records/{key}``, revocations
-to ``POST /v1/records/{key}/revoke``, in file order after the chunk's new records.
+to ``POST /v1/records/{key}/revoke``, in file order after the chunk's new records. Two
+chunks of only new records are in flight at once when no record key is in both (the node
+validates one while it stores the other); their answers are taken in file order.
 
 Rejected rows go to a CSV file ``row,field,reason``; ``row`` is the line number in the file
 where the row starts (the CSV header is line 1).
@@ -47,6 +49,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
@@ -78,6 +81,7 @@ _KNOWN_VERSIONS: Final = 200_000  # record keys whose latest version the run rem
 _HASH_BLOCK: Final = 1 << 20
 _RETRY_STATUS: Final = frozenset({429, 502, 503, 504})
 _COUNT_KEYS: Final = ("rows", "created", "unchanged", "corrected", "revoked", "rejected")
+_JSON: Final = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -461,17 +465,20 @@ class _Import:
 
     # ----------------------------------------------------------------- creates
 
-    def _post(self, rows: list[_Row], pending: _Pending) -> None:
+    def _post(
+        self, rows: list[_Row], pending: _Pending, response: httpx.Response | None = None
+    ) -> None:
+        """Submit new records; ``response`` is the node's answer to them if sent already."""
         if not rows:
             return
-        body = b"[" + b",".join(_row_json(r) for r in rows) + b"]"
-        response = self._send(
-            "POST",
-            "/v1/records",
-            f"submitting {len(rows)} records (lines {rows[0].line}-{rows[-1].line})",
-            content=body,
-            headers={"Content-Type": "application/json"},
-        )
+        if response is None:
+            response = self._send(
+                "POST",
+                "/v1/records",
+                f"submitting {len(rows)} records (lines {rows[0].line}-{rows[-1].line})",
+                content=_records_body(rows),
+                headers=_JSON,
+            )
         status = response.status_code
         if status == 202:
             results = response.json()["records"]
@@ -758,8 +765,9 @@ class _Import:
 
         def produce() -> None:
             try:
-                for chunk in self._chunks(reader, resume):
-                    if not offer(chunk):
+                for chunk, pending in self._chunks(reader, resume):
+                    keys = None if pending.creates_done else _new_record_keys(chunk)
+                    if not offer((chunk, pending, keys)):
                         return
                 offer(None)
             except BaseException as e:  # handed to the sending thread, raised there
@@ -767,24 +775,60 @@ class _Import:
 
         producer = threading.Thread(target=produce, name="import-reader", daemon=True)
         producer.start()
+        # Two chunks in flight: the node validates the next chunk while it stores this one.
+        # Only chunks of new records whose keys the other does not hold, so neither can
+        # change what the other stores; the answers are taken, and checkpointed, in order.
+        sender = ThreadPoolExecutor(max_workers=2, thread_name_prefix="import-send")
+        in_flight: tuple[list[_Row], _Pending, Future[httpx.Response | None]] | None = None
+        in_flight_keys: frozenset[str] = frozenset()
         try:
             while True:
                 got = ahead.get()
                 if got is None:
-                    return
+                    break
                 if isinstance(got, BaseException):
                     raise got
-                chunk, pending = got
-                self._send_chunk(chunk, pending)
-                self.progress(self.offset, self.counts)
+                chunk, pending, keys = got
+                if in_flight is not None and (keys is None or keys & in_flight_keys):
+                    self._send_chunk(*in_flight)
+                    in_flight = None
+                if keys is None:
+                    self._send_chunk(chunk, pending)
+                    continue
+                early = sender.submit(self._post_early, [r for r in chunk if r.reject is None])
+                if in_flight is not None:
+                    self._send_chunk(*in_flight)
+                in_flight, in_flight_keys = (chunk, pending, early), keys
+            if in_flight is not None:
+                self._send_chunk(*in_flight)
         finally:
             stop.set()
+            sender.shutdown(wait=True, cancel_futures=True)
             producer.join(timeout=5)
 
-    def _send_chunk(self, chunk: list[_Row], pending: _Pending) -> None:
+    def _post_early(self, rows: list[_Row]) -> httpx.Response | None:
+        """Send new records ahead, once; None when that failed and they must be sent again."""
+        if not rows:
+            return None
+        try:
+            response = self.http.post("/v1/records", content=_records_body(rows), headers=_JSON)
+        except httpx.HTTPError:
+            return None
+        return None if response.status_code in _RETRY_STATUS else response
+
+    def _send_chunk(
+        self,
+        chunk: list[_Row],
+        pending: _Pending,
+        early: Future[httpx.Response | None] | None = None,
+    ) -> None:
         local_rejects = [(r.line, r.reject[0], r.reject[1]) for r in chunk if r.reject]
         if not pending.creates_done:
-            self._post([r for r in chunk if r.reject is None and r.op == "create"], pending)
+            self._post(
+                [r for r in chunk if r.reject is None and r.op == "create"],
+                pending,
+                early.result() if early is not None else None,
+            )
             pending.creates_done = True
             self._checkpoint(pending, durable=False)
             self.progress(self.offset, self._with(pending, len(chunk), len(local_rejects)))
@@ -806,6 +850,7 @@ class _Import:
             pending.chunk_sha256,
         )
         self._checkpoint(None, durable=True)
+        self.progress(self.offset, self.counts)
 
     def _with(self, pending: _Pending, rows: int, local_rejects: int) -> dict[str, int]:
         counts = dict(self.counts)
@@ -814,6 +859,29 @@ class _Import:
         for key, value in pending.counts.items():
             counts[key] += value
         return counts
+
+
+def _new_record_keys(chunk: list[_Row]) -> frozenset[str] | None:
+    """Record keys of a chunk of new records only; None if it has other operations."""
+    keys: set[str] = set()
+    for row in chunk:
+        if row.reject is not None:
+            continue
+        if row.op != "create" or row.record is None:
+            return None
+        if not row.key:
+            r = row.record
+            try:
+                key = ledger.record_key(r["region"], r["uscc"], r["record_type"], r["record_id"])
+            except (RecordError, KeyError, TypeError, ValueError):
+                return None  # the node will refuse the record; send this chunk alone
+            row.key = key.hex()
+        keys.add(row.key)
+    return frozenset(keys)
+
+
+def _records_body(rows: list[_Row]) -> bytes:
+    return b"[" + b",".join(_row_json(r) for r in rows) + b"]"
 
 
 def _row_json(row: _Row) -> bytes:

@@ -5,13 +5,25 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
-from cli_harness import CLI, NodeServer, cli_env, expected_import, read_rejects, run_cli
+from cli_harness import (
+    CLI,
+    NodeServer,
+    cli_env,
+    expected_import,
+    key,
+    read_rejects,
+    run_cli,
+)
 
+import ledger
+from node_api.cli.importer import ImportOptions, run_import
 from node_api.datagen import generate_items, write_items
 
 pytestmark = [pytest.mark.chain, pytest.mark.timeout(420)]
@@ -119,6 +131,62 @@ def test_imports_100k_rows_in_chunks_and_names_row_field_and_reason_of_each_reje
     assert "130000" in by_row[at[3]][2]
     # What the node holds is exactly the file's accepted rows: no duplicates, none missing.
     assert _versions_at_node(node) == versions
+
+
+def test_two_chunks_of_new_records_in_flight_but_not_two_with_one_identity(
+    node_factory: Callable[..., NodeServer], tmp_path: Path
+) -> None:
+    node = node_factory(BEIJING, batch_size="1048576")
+    path = tmp_path / "beijing.jsonl"
+    _write(path, BEIJING, 300, 29, correction_rate=0.0, revocation_rate=0.0, invalid_rate=0.0)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    # Line 160 (fourth chunk of 50) reuses the identity of line 110 (third) with other content:
+    # in file order the first one is the record and the second a reject.
+    original = json.loads(lines[109])
+    changed = dict(original, issued_by=original["issued_by"] + "（复核）")
+    _replace_lines(path, {160: json.dumps(changed, ensure_ascii=False)})
+    first_ids = {
+        json.loads(lines[start])["record_id"]: start // 50 + 1 for start in range(0, 300, 50)
+    }
+
+    events: list[tuple[str, int]] = []
+    second_sent = threading.Event()
+
+    def chunk_of(request: httpx.Request) -> int:
+        return first_ids.get(json.loads(request.content)[0]["record_id"], 0)
+
+    def on_request(request: httpx.Request) -> None:
+        if request.method == "POST":
+            events.append(("sent", chunk_of(request)))
+            if chunk_of(request) == 2:
+                second_sent.set()
+
+    def on_response(response: httpx.Response) -> None:
+        if response.request.method == "POST":
+            if chunk_of(response.request) == 1:
+                # Hold the first answer until the second chunk is on its way (or 10 s).
+                second_sent.wait(10)
+            events.append(("answered", chunk_of(response.request)))
+
+    options = ImportOptions(path, node.url, key("operator", BEIJING), chunk_size=50)
+    with httpx.Client(
+        base_url=node.url,
+        headers={"Authorization": f"Bearer {key('operator', BEIJING)}"},
+        event_hooks={"request": [on_request], "response": [on_response]},
+        timeout=60,
+    ) as http:
+        summary = run_import(options, http=http)
+
+    assert summary.counts["created"] == 299 and summary.counts["rejected"] == 1
+    assert [r[:2] for r in read_rejects(options.rejects)] == [(160, "record_id")]
+    assert events.index(("sent", 2)) < events.index(("answered", 1))  # two in flight
+    assert events.index(("answered", 3)) < events.index(("sent", 4))  # not these two
+    assert events.index(("sent", 5)) < events.index(("answered", 4))
+    stored = node.query(
+        "SELECT record_json FROM record_versions WHERE record_key = "
+        f"x'{ledger.record_key_of(original).hex()}'"
+    )
+    assert [json.loads(row[0])["issued_by"] for row in stored] == [original["issued_by"]]
 
 
 def test_resumes_after_being_killed_mid_chunk_without_duplicates(
