@@ -260,9 +260,8 @@ class AnchoringWorker:
             due = self._seal_next()
             if not due:
                 break
-            for batch in due:
-                sealed.append(batch.seq)
-                self._settle(batch)
+            sealed.extend(batch.seq for batch in due)
+            self._settle(due)
         self._status.last_cycle_at = time.time()
         return sealed
 
@@ -313,24 +312,45 @@ class AnchoringWorker:
                 .scalars()
                 .all()
             )
-        for seq in seqs:
+        for start in range(0, len(seqs), _SEAL_AHEAD):
             with self.db.read() as conn:
-                batch = load_batch(conn, seq)
-            assert batch is not None
-            self._settle(batch)
+                group = [load_batch(conn, seq) for seq in seqs[start : start + _SEAL_AHEAD]]
+            self._settle([batch for batch in group if batch is not None])
 
-    def _settle(self, batch: SealedBatch, *, retried: bool = False) -> None:
-        """Bring one sealed batch to ``anchored``: mark it if the chain has it, else send it."""
-        onchain = self.chain.batch_of(self.region, batch.seq)
-        if onchain.size > 0:
-            if (onchain.root, onchain.size, onchain.manifest_hash) != (
-                batch.root,
-                batch.size,
-                batch.manifest_hash,
-            ):
-                self._mark_conflict(batch, onchain)
-            self._mark_anchored(batch, onchain, tx=None)
-            return
+    def _settle(self, group: list[SealedBatch]) -> None:
+        """Bring sealed batches (consecutive seqs) to ``anchored``, in seq order.
+
+        A batch the chain has already is marked (after checking it is ours); the others are
+        sent one after the other. One write transaction notes the sends before the first
+        one goes out and one marks every batch settled here, also when a later send fails:
+        during a bulk import each write waits for a 10,000-record submission to commit.
+        """
+        settled: list[tuple[SealedBatch, Any, Any]] = []
+        noted = False
+        try:
+            for position, batch in enumerate(group):
+                onchain = self.chain.batch_of(self.region, batch.seq)
+                if onchain.size == 0:
+                    if not noted:
+                        self._check_sendable(batch)
+                        self._note_send([b.seq for b in group[position:]])
+                        noted = True
+                    tx = self._send(batch)
+                    onchain = self.chain.batch_of(self.region, batch.seq)
+                else:
+                    tx = None
+                if (onchain.root, onchain.size, onchain.manifest_hash) != (
+                    batch.root,
+                    batch.size,
+                    batch.manifest_hash,
+                ):
+                    self._mark_conflict(batch, onchain)
+                settled.append((batch, onchain, tx))
+        finally:
+            if settled:
+                self._mark_anchored(settled)
+
+    def _check_sendable(self, batch: SealedBatch) -> None:
         chain_next = self.chain.next_seq(self.region)
         if batch.seq != chain_next:
             raise WorkerBlocked(
@@ -341,7 +361,9 @@ class AnchoringWorker:
             raise ChainError(
                 "no signer key configured: set signer_keystore or signer_key to anchor"
             )
-        self._note_send(batch.seq)
+
+    def _send(self, batch: SealedBatch) -> Any:
+        """Send one batch's transaction; None if it turns out to be on chain already."""
         heads = [
             ChainHeadUpdate(h.record_key, h.leaf_hash, h.version, h.status) for h in batch.heads
         ]
@@ -353,40 +375,44 @@ class AnchoringWorker:
                 ),
             )
         except ContractError as e:
-            if e.name == "BatchOutOfOrder" and not retried:
-                # Someone (our earlier incarnation, most likely) anchored it meanwhile.
-                self._settle(batch, retried=True)
-                return
+            if e.name == "BatchOutOfOrder" and self.chain.batch_of(self.region, batch.seq).size:
+                return None  # someone (our earlier incarnation, most likely) anchored it
             self._note_error(batch.seq, f"{e.name}: {e}")
             raise
         except ChainError as e:
             self._note_error(batch.seq, str(e))
             raise
         _crash_point(self.settings, "after_send")
-        onchain = self.chain.batch_of(self.region, batch.seq)
-        if onchain.root != batch.root:
-            self._mark_conflict(batch, onchain)
-        self._mark_anchored(batch, onchain, tx=tx)
+        return tx
 
-    def _mark_anchored(self, batch: SealedBatch, onchain: Any, tx: Any) -> None:
-        tx_hash, gas_used = (
-            (tx.tx_hash, tx.gas_used) if tx is not None else self._find_tx(batch, onchain)
-        )
-        with self.db.write() as conn:
-            result = conn.execute(
-                update(batches)
-                .where(batches.c.seq == batch.seq, batches.c.state == "sealed")
-                .values(
-                    state="anchored",
-                    tx_hash=tx_hash,
-                    block_number=onchain.block_number,
-                    anchored_at=float(onchain.anchored_at),
-                    gas_used=gas_used,
-                    submitter=onchain.submitter,
-                    last_error=None,
-                )
+    def _mark_anchored(self, settled: list[tuple[SealedBatch, Any, Any]]) -> None:
+        """Mark settled batches anchored, with their transactions, in one write transaction."""
+        marks = []
+        for batch, onchain, tx in settled:
+            tx_hash, gas_used = (
+                (tx.tx_hash, tx.gas_used) if tx is not None else self._find_tx(batch, onchain)
             )
-        if result.rowcount:
+            marks.append((batch, onchain, tx_hash, gas_used, tx is None))
+        with self.db.write(urgent=True) as conn:
+            marked = [
+                conn.execute(
+                    update(batches)
+                    .where(batches.c.seq == batch.seq, batches.c.state == "sealed")
+                    .values(
+                        state="anchored",
+                        tx_hash=tx_hash,
+                        block_number=onchain.block_number,
+                        anchored_at=float(onchain.anchored_at),
+                        gas_used=gas_used,
+                        submitter=onchain.submitter,
+                        last_error=None,
+                    )
+                ).rowcount
+                for batch, onchain, tx_hash, gas_used, _ in marks
+            ]
+        for (batch, onchain, tx_hash, gas_used, found), rowcount in zip(marks, marked, strict=True):
+            if not rowcount:
+                continue
             self.metrics.batches_anchored.inc()
             self.metrics.records_anchored.inc(batch.size)
             if gas_used:
@@ -402,7 +428,7 @@ class AnchoringWorker:
                     "tx_hash": tx_hash,
                     "block_number": onchain.block_number,
                     "gas_used": gas_used,
-                    "found_on_chain": tx is None,
+                    "found_on_chain": found,
                 },
             )
 
@@ -439,7 +465,7 @@ class AnchoringWorker:
             f"{onchain.root.hex()} (size {onchain.size}), this database sealed "
             f"{batch.root.hex()} (size {batch.size}); refusing to overwrite or reuse the seq"
         )
-        with self.db.write() as conn:
+        with self.db.write(urgent=True) as conn:
             conn.execute(
                 update(batches)
                 .where(batches.c.seq == batch.seq)
@@ -447,18 +473,18 @@ class AnchoringWorker:
             )
         raise WorkerBlocked(message)
 
-    def _note_send(self, seq: int) -> None:
-        """Count the send about to happen, renewing the lease in the same transaction."""
-        with self.db.write() as conn:
+    def _note_send(self, seqs: list[int]) -> None:
+        """Count the sends about to begin, renewing the lease in the same transaction."""
+        with self.db.write(urgent=True) as conn:
             self._fence(conn)
             conn.execute(
                 update(batches)
-                .where(batches.c.seq == seq)
+                .where(batches.c.seq.in_(seqs))
                 .values(send_attempts=batches.c.send_attempts + 1, last_sent_at=time.time())
             )
 
     def _note_error(self, seq: int, message: str) -> None:
-        with self.db.write() as conn:
+        with self.db.write(urgent=True) as conn:
             conn.execute(
                 update(batches).where(batches.c.seq == seq).values(last_error=message[:2000])
             )
@@ -488,7 +514,7 @@ class AnchoringWorker:
         """
         started = time.monotonic()
         sealed: list[SealedBatch] = []
-        with self.db.write() as conn:
+        with self.db.write(urgent=True) as conn:
             self._fence(conn)
             max_seq = conn.execute(select(func.max(batches.c.seq))).scalar()
             if max_seq is None:
@@ -539,7 +565,7 @@ class AnchoringWorker:
         now = time.time()
         ttl = self.settings.worker_lease_seconds
         try:
-            with self.db.write() as conn:
+            with self.db.write(urgent=True) as conn:
                 query = select(leases).where(leases.c.name == self.lease_name)
                 if not self.db.is_sqlite:
                     query = query.with_for_update()
@@ -588,7 +614,7 @@ class AnchoringWorker:
 
     def _release_lease(self) -> None:
         try:
-            with self.db.write() as conn:
+            with self.db.write(urgent=True) as conn:
                 conn.execute(
                     delete(leases).where(
                         leases.c.name == self.lease_name, leases.c.owner == self.owner
@@ -618,7 +644,7 @@ class AnchoringWorker:
             ).first()
         if requested is None:
             return False
-        with self.db.write() as conn:
+        with self.db.write(urgent=True) as conn:
             conn.execute(delete(node_meta).where(node_meta.c.key == _ANCHOR_REQUEST_KEY))
         return True
 

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -55,17 +55,14 @@ class Database:
                 pool_size=pool_size,
                 max_overflow=20,
             )
-            # Writers of this process queue here instead of in SQLite's busy handler, which
-            # polls with sleeps of up to 100 ms: the write lock stayed idle while a waiting
-            # writer slept, and the anchoring worker lost most rounds to bulk submissions.
-            self._write_gate: AbstractContextManager[Any] = threading.Lock()
+            self._write_gate: _WriteGate | None = _WriteGate()
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
         elif self.dialect == "postgresql":
             self.engine = create_engine(
                 self.url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True
             )
-            self._write_gate = nullcontext()
+            self._write_gate = None
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
 
@@ -88,17 +85,19 @@ class Database:
                 yield conn
 
     @contextmanager
-    def write(self, *, serialized: bool = False) -> Iterator[Connection]:
+    def write(self, *, serialized: bool = False, urgent: bool = False) -> Iterator[Connection]:
         """A write transaction, committed on normal exit and rolled back on an exception.
 
-        SQLite's write transactions run one at a time (``BEGIN IMMEDIATE``), and those of
-        one process wait for each other in a lock of this object first. On PostgreSQL,
+        SQLite's write transactions run one at a time (``BEGIN IMMEDIATE``); those of one
+        process queue in this object first, ``urgent`` ones (the anchoring worker's short
+        transactions) ahead of the others. On PostgreSQL,
         ``serialized`` makes this one wait for every other serialized write of the database
         (a transaction-level advisory lock): for read-then-insert steps that processes
         starting together run at once, such as claiming the region or syncing API keys,
         which READ COMMITTED would otherwise let both insert (a unique violation).
         """
-        with self._write_gate, self.engine.connect() as conn:
+        gate = self._write_gate.hold(urgent) if self._write_gate else nullcontext()
+        with gate, self.engine.connect() as conn:
             conn.execution_options(credit_ledger_immediate=True)
             if self.dialect == "sqlite":
                 _sqlite_cache(conn, _SQLITE_WRITE_CACHE_KIB)
@@ -133,6 +132,38 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+class _WriteGate:
+    """One writer at a time in this process; urgent writers go before waiting others.
+
+    SQLite's busy handler polls with sleeps of up to 100 ms: the write lock stayed idle
+    while a waiting writer slept, and the anchoring worker, one short transaction at a
+    time, fell millions of versions behind 10,000-record submissions (bench/findings.md).
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._busy = False
+        self._urgent_waiting = 0
+
+    @contextmanager
+    def hold(self, urgent: bool) -> Iterator[None]:
+        with self._changed:
+            self._urgent_waiting += urgent
+            try:
+                self._changed.wait_for(
+                    lambda: not self._busy and (urgent or not self._urgent_waiting)
+                )
+            finally:
+                self._urgent_waiting -= urgent
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._busy = False
+                self._changed.notify_all()
 
 
 def _sqlite_cache(conn: Connection, kib: int) -> None:

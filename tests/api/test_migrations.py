@@ -274,6 +274,48 @@ def test_sqlite_write_transactions_get_a_larger_page_cache_and_give_it_back(
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
 
 
+def test_sqlite_writers_of_a_process_queue_with_the_anchoring_worker_first(
+    tmp_path: Path,
+) -> None:
+    # A bulk submission holds the write lock; another is waiting when the worker's short
+    # transaction arrives: the worker's goes next, then the waiting submission.
+    db = Database(f"sqlite:///{tmp_path / 'n.db'}")
+    migrate(db, COMPONENTS)
+    order: list[str] = []
+    release = threading.Event()
+
+    def write(name: str, urgent: bool, hold: threading.Event | None = None) -> None:
+        with db.write(urgent=urgent) as conn:
+            order.append(name)
+            conn.execute(node_meta.insert().values(key=name, value=name))
+            if hold is not None:
+                hold.wait(30)
+
+    holder = threading.Thread(target=write, args=("intake-1", False, release))
+    holder.start()
+    _wait_for(lambda: order == ["intake-1"])
+    waiting = threading.Thread(target=write, args=("intake-2", False))
+    waiting.start()
+    time.sleep(0.3)  # intake-2 waits behind intake-1
+    worker = threading.Thread(target=write, args=("worker", True))
+    worker.start()
+    _wait_for(lambda: db._write_gate is not None and db._write_gate._urgent_waiting == 1)
+    release.set()
+    for thread in (holder, waiting, worker):
+        thread.join(30)
+    assert order == ["intake-1", "worker", "intake-2"]
+    with db.read() as conn:
+        stored = conn.execute(select(node_meta.c.key).where(node_meta.c.key.in_(order))).scalars()
+        assert sorted(stored) == ["intake-1", "intake-2", "worker"]
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def test_processes_starting_together_generate_one_node_secret(tmp_path: Path) -> None:
     # O_EXCL on the name alone let a second process read the file before the first had
     # written it: an empty secret, and a node that refused to start.
