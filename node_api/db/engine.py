@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 __all__ = ["Database"]
 
@@ -39,10 +40,11 @@ class Database:
     up to 10,000 records. Write scopes take SQLite's write lock up front (``BEGIN
     IMMEDIATE``): a deferred transaction that reads and then writes fails with
     SQLITE_BUSY_SNAPSHOT when another writer committed in between, and busy_timeout cannot
-    retry that case.
+    retry that case. On SQLite a write waits at most ``lock_timeout`` seconds for the write
+    lock, then fails with "database is locked" (a 503 at the API).
     """
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, lock_timeout: float = 30.0) -> None:
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         if self.dialect == "sqlite":
@@ -51,11 +53,11 @@ class Database:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(
                 self.url,
-                connect_args={"check_same_thread": False, "timeout": 30},
+                connect_args={"check_same_thread": False, "timeout": lock_timeout},
                 pool_size=pool_size,
                 max_overflow=20,
             )
-            self._write_gate: _WriteGate | None = _WriteGate()
+            self._write_gate: _WriteGate | None = _WriteGate(lock_timeout)
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
         elif self.dialect == "postgresql":
@@ -140,9 +142,11 @@ class _WriteGate:
     SQLite's busy handler polls with sleeps of up to 100 ms: the write lock stayed idle
     while a waiting writer slept, and the anchoring worker, one short transaction at a
     time, fell millions of versions behind 10,000-record submissions (bench/findings.md).
+    A writer waits at most ``timeout`` seconds, then fails as SQLite's busy timeout does.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
         self._changed = threading.Condition()
         self._busy = False
         self._urgent_waiting = 0
@@ -152,11 +156,15 @@ class _WriteGate:
         with self._changed:
             self._urgent_waiting += urgent
             try:
-                self._changed.wait_for(
-                    lambda: not self._busy and (urgent or not self._urgent_waiting)
+                free = self._changed.wait_for(
+                    lambda: not self._busy and (urgent or not self._urgent_waiting), self.timeout
                 )
             finally:
                 self._urgent_waiting -= urgent
+            if not free:
+                raise OperationalError(
+                    "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+                )
             self._busy = True
         try:
             yield
@@ -179,7 +187,6 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     _enable_wal(cursor)
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute(f"PRAGMA wal_autocheckpoint={_SQLITE_CHECKPOINT_PAGES}")
     cursor.close()
 

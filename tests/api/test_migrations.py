@@ -21,6 +21,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import OperationalError
 
 import ledger
 from node_api.config import Settings
@@ -307,6 +308,33 @@ def test_sqlite_writers_of_a_process_queue_with_the_anchoring_worker_first(
     with db.read() as conn:
         stored = conn.execute(select(node_meta.c.key).where(node_meta.c.key.in_(order))).scalars()
         assert sorted(stored) == ["intake-1", "intake-2", "worker"]
+
+
+def test_a_sqlite_writer_waits_for_the_write_lock_at_most_lock_timeout(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'n.db'}", lock_timeout=0.2)
+    migrate(db, COMPONENTS)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db.write():
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    try:
+        for urgent in (False, True):
+            with (
+                pytest.raises(OperationalError, match="database is locked"),
+                db.write(urgent=urgent),
+            ):
+                pass
+    finally:
+        release.set()
+        holder.join(30)
+    with db.write() as conn:  # and the gate is free again
+        conn.execute(node_meta.insert().values(key="after", value="x"))
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
