@@ -96,6 +96,7 @@ class AnchoringWorker:
         self.lease_name = f"anchoring:{self.region}"
         self._status = _Status()
         self._first_seq: int | None = None
+        self._lease_until = 0.0  # when our lease expires, as last written by _fence
         self._cycle_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -335,6 +336,8 @@ class AnchoringWorker:
                         self._check_sendable(batch)
                         self._note_send([b.seq for b in group[position:]])
                         noted = True
+                    elif self._lease_until - time.time() < self.settings.worker_lease_seconds / 2:
+                        self._renew_lease()  # a slow chain: keep the lease through the group
                     tx = self._send(batch)
                     onchain = self.chain.batch_of(self.region, batch.seq)
                 else:
@@ -346,9 +349,15 @@ class AnchoringWorker:
                 ):
                     self._mark_conflict(batch, onchain)
                 settled.append((batch, onchain, tx))
-        finally:
+        except BaseException:
             if settled:
-                self._mark_anchored(settled)
+                try:
+                    self._mark_anchored(settled)
+                except Exception:  # the error that stopped the group matters more
+                    _log.exception("could not mark batches anchored; the next cycle will")
+            raise
+        if settled:
+            self._mark_anchored(settled)
 
     def _check_sendable(self, batch: SealedBatch) -> None:
         chain_next = self.chain.next_seq(self.region)
@@ -611,6 +620,11 @@ class AnchoringWorker:
         if result.rowcount != 1:
             self._status.started = False
             raise _LeaseLost(self.lease_name)
+        self._lease_until = now + self.settings.worker_lease_seconds
+
+    def _renew_lease(self) -> None:
+        with self.db.write(urgent=True) as conn:
+            self._fence(conn)
 
     def _release_lease(self) -> None:
         try:

@@ -803,7 +803,9 @@ class _Import:
                 self._send_chunk(*in_flight)
         finally:
             stop.set()
-            sender.shutdown(wait=True, cancel_futures=True)
+            # After an error or Ctrl-C a chunk may still be on its way: not waited for (the
+            # client is closed next); the checkpoint does not count it, a re-run resends it.
+            sender.shutdown(wait=False, cancel_futures=True)
             producer.join(timeout=5)
 
     def _post_early(self, rows: list[_Row]) -> httpx.Response | None:

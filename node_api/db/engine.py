@@ -40,8 +40,9 @@ class Database:
     up to 10,000 records. Write scopes take SQLite's write lock up front (``BEGIN
     IMMEDIATE``): a deferred transaction that reads and then writes fails with
     SQLITE_BUSY_SNAPSHOT when another writer committed in between, and busy_timeout cannot
-    retry that case. On SQLite a write waits at most ``lock_timeout`` seconds for the write
-    lock, then fails with "database is locked" (a 503 at the API).
+    retry that case. On SQLite a write waits up to ``lock_timeout`` seconds behind the other
+    writers of its process, and as long again for another process holding the write lock,
+    then fails with "database is locked" (a 503 at the API).
     """
 
     def __init__(self, url: str, *, pool_size: int = 10, lock_timeout: float = 30.0) -> None:
@@ -92,7 +93,8 @@ class Database:
 
         SQLite's write transactions run one at a time (``BEGIN IMMEDIATE``); those of one
         process queue in this object first, ``urgent`` ones (the anchoring worker's short
-        transactions) ahead of the others. On PostgreSQL,
+        transactions) ahead of the others; between processes SQLite's busy handler decides.
+        On PostgreSQL,
         ``serialized`` makes this one wait for every other serialized write of the database
         (a transaction-level advisory lock): for read-then-insert steps that processes
         starting together run at once, such as claiming the region or syncing API keys,
@@ -149,17 +151,20 @@ class _WriteGate:
         self.timeout = timeout
         self._changed = threading.Condition()
         self._busy = False
+        self._waiting = 0
         self._urgent_waiting = 0
 
     @contextmanager
     def hold(self, urgent: bool) -> Iterator[None]:
         with self._changed:
+            self._waiting += 1
             self._urgent_waiting += urgent
             try:
                 free = self._changed.wait_for(
                     lambda: not self._busy and (urgent or not self._urgent_waiting), self.timeout
                 )
             finally:
+                self._waiting -= 1
                 self._urgent_waiting -= urgent
             if not free:
                 raise OperationalError(

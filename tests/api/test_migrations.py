@@ -295,12 +295,14 @@ def test_sqlite_writers_of_a_process_queue_with_the_anchoring_worker_first(
     holder = threading.Thread(target=write, args=("intake-1", False, release))
     holder.start()
     _wait_for(lambda: order == ["intake-1"])
+    gate = db._write_gate
+    assert gate is not None
     waiting = threading.Thread(target=write, args=("intake-2", False))
     waiting.start()
-    time.sleep(0.3)  # intake-2 waits behind intake-1
+    _wait_for(lambda: gate._waiting == 1)  # intake-2 waits behind intake-1
     worker = threading.Thread(target=write, args=("worker", True))
     worker.start()
-    _wait_for(lambda: db._write_gate is not None and db._write_gate._urgent_waiting == 1)
+    _wait_for(lambda: gate._urgent_waiting == 1)
     release.set()
     for thread in (holder, waiting, worker):
         thread.join(30)

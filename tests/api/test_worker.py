@@ -9,11 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from node_harness import OPERATOR, Node, stop_node
 from sqlalchemy import select
 
 from ledger.chain.localnode import free_port
+from ledger.errors import ChainError
 from node_api.batches import SealedBatch, load_batch
 from node_api.cli.cmd_data import _anchor_all
 from node_api.config import Settings
@@ -169,6 +171,40 @@ def test_a_backlog_is_sealed_several_full_batches_per_transaction(
         (3, "anchored")
     ]
     assert consortium.anchor().next_seq(110000) == start + 12
+
+
+def test_a_send_failing_inside_a_group_keeps_the_batches_sent_before_it(
+    make_settings: Callable[..., Settings],
+    start_node: StartNode,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    node = start_node(make_settings(batch_size=5))
+    node.submit([sample_record() for _ in range(20)])
+    worker = node.services.worker
+    assert worker is not None
+    contract = worker.chain.anchor
+    send = contract.anchor_batch
+    sent: list[int] = []
+
+    def third_send_fails(region: int, seq: int, *args: Any) -> Any:
+        sent.append(seq)
+        if len(sent) == 3:
+            raise ChainError("connection reset (injected by the test)")
+        return send(region, seq, *args)
+
+    monkeypatch.setattr(contract, "anchor_batch", third_send_fails)
+    response = node.client.post("/v1/anchor", headers=OPERATOR)
+    assert response.status_code == 503, response.text
+    states = _batch_states(node)
+    assert [state for _, _, state in states] == ["anchored", "anchored", "sealed", "sealed"]
+    with node.services.db.read() as conn:
+        errors = conn.execute(select(batches.c.last_error).order_by(batches.c.seq)).scalars()
+        assert ["injected by the test" in (e or "") for e in errors] == [False, False, True, False]
+    # The next cycle sends the rest, in seq order, nothing twice.
+    result = node.anchor()
+    assert [b["seq"] for b in result["anchored"]] == [states[2][0], states[3][0]]
+    assert sent == [states[0][0], states[1][0], states[2][0], states[2][0], states[3][0]]
+    assert [state for _, _, state in _batch_states(node)] == ["anchored"] * 4
 
 
 def test_a_batch_anchored_before_the_crash_is_marked_not_resent(

@@ -150,7 +150,7 @@ def test_two_chunks_of_new_records_in_flight_but_not_two_with_one_identity(
     }
 
     events: list[tuple[str, int]] = []
-    second_sent = threading.Event()
+    sent = {chunk: threading.Event() for chunk in range(8)}
 
     def chunk_of(request: httpx.Request) -> int:
         return first_ids.get(json.loads(request.content)[0]["record_id"], 0)
@@ -158,15 +158,15 @@ def test_two_chunks_of_new_records_in_flight_but_not_two_with_one_identity(
     def on_request(request: httpx.Request) -> None:
         if request.method == "POST":
             events.append(("sent", chunk_of(request)))
-            if chunk_of(request) == 2:
-                second_sent.set()
+            sent[chunk_of(request)].set()
 
     def on_response(response: httpx.Response) -> None:
         if response.request.method == "POST":
-            if chunk_of(response.request) == 1:
-                # Hold the first answer until the second chunk is on its way (or 10 s).
-                second_sent.wait(10)
-            events.append(("answered", chunk_of(response.request)))
+            chunk = chunk_of(response.request)
+            if chunk in (1, 4):
+                # Hold this answer until the next chunk is on its way (or 10 s).
+                sent[chunk + 1].wait(10)
+            events.append(("answered", chunk))
 
     options = ImportOptions(path, node.url, key("operator", BEIJING), chunk_size=50)
     with httpx.Client(
