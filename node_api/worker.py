@@ -270,6 +270,13 @@ class AnchoringWorker:
         """Cross-check the database's batches with the chain before sealing anything."""
         chain_next = self.chain.next_seq(self.region)
         with self.db.read() as conn:
+            conflict = conn.execute(
+                select(batches.c.last_error).where(batches.c.state == "conflict").limit(1)
+            ).first()
+            if conflict is not None:
+                # A restart must not seal past it: the next seq would follow a root that is
+                # not ours, and the conflicting batch's versions would never be anchored.
+                raise WorkerBlocked(conflict.last_error or "a batch is in conflict with the chain")
             max_seq = conn.execute(select(func.max(batches.c.seq))).scalar()
             last_anchored = conn.execute(
                 select(batches.c.seq, batches.c.root)

@@ -256,6 +256,13 @@ def test_a_different_root_on_chain_blocks_the_worker_and_is_never_overwritten(
     restarted.submit(sample_record())  # intake goes on
     assert consortium.anchor().batch_of(110000, sealed.seq).root == foreign_root
     assert _batch_states(restarted) == [(sealed.seq, 2, "conflict")]  # no seq reused
+    # Still blocked after another restart: nothing sealed after the conflicting batch.
+    stop_node(restarted)
+    again = start_node(make_settings())
+    response = again.client.post("/v1/anchor", headers=OPERATOR)
+    assert response.status_code == 409 and "refusing to overwrite" in response.json()["message"]
+    assert _batch_states(again) == [(sealed.seq, 2, "conflict")]
+    assert consortium.anchor().next_seq(110000) == sealed.seq + 1
 
 
 def test_chain_ahead_of_the_database_blocks_sealing(
