@@ -45,8 +45,6 @@ def _replace_lines(path: Path, replacements: dict[int, str]) -> None:
 
 def _free_lines(path: Path) -> list[int]:
     """Lines of valid new records that no later correction or revocation refers to."""
-    import ledger
-
     creates: dict[str, int] = {}
     referenced: set[str] = set()
     for line_no, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
