@@ -813,10 +813,16 @@ class _Import:
         if not rows:
             return None
         try:
-            response = self.http.post("/v1/records", content=_records_body(rows), headers=_JSON)
-        except httpx.HTTPError:
+            return self._send(
+                "POST",
+                "/v1/records",
+                "sending ahead",
+                attempts=1,
+                content=_records_body(rows),
+                headers=_JSON,
+            )
+        except CliError:
             return None
-        return None if response.status_code in _RETRY_STATUS else response
 
     def _send_chunk(
         self,
