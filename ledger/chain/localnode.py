@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -48,12 +49,26 @@ def dev_keys(count: int = 10) -> tuple[str, ...]:
     )
 
 
+# Ports free_port has handed out in this process. A server given a port binds it only
+# once it has started, seconds later; until then the kernel can offer the same port again,
+# and two servers would be told the same port (the one that binds second exits, and its
+# clients talk to the other one).
+_ports_given: set[int] = set()
+_ports_lock = threading.Lock()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A TCP port on 127.0.0.1 that nothing listens on right now and that this process has
+    not handed out before."""
+    with _ports_lock:
+        for _ in range(1000):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", 0))
+                port: int = s.getsockname()[1]
+            if port not in _ports_given:
+                _ports_given.add(port)
+                return port
+    raise ChainError("no loopback port left that this process has not handed out already")
 
 
 def rpc_call(

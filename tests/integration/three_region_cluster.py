@@ -111,6 +111,10 @@ def _wait_ready(cluster: ThreeRegions, timeout: float = 150) -> None:
             try:
                 health = httpx.get(f"{node.url}/v1/health", timeout=2)
                 if health.status_code == 200 and health.json()["status"] == "ok":
+                    # Another region's node on this port means this one could not bind it.
+                    region = health.json()["region"]
+                    if region != node.region:
+                        raise RuntimeError(f"region {region} answers at {node.url}")
                     break
             except httpx.HTTPError:
                 pass

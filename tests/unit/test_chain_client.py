@@ -213,6 +213,13 @@ def test_chain_id_is_fetched_once_and_can_be_given(chain_node: LocalNode) -> Non
 # ----------------------------------------------------------------------------- failures
 
 
+def test_free_port_never_hands_out_one_port_twice() -> None:
+    # The kernel offers a port again once it is closed; a node told a port binds it only
+    # seconds later, so two nodes started together were sometimes given the same one.
+    ports = [free_port() for _ in range(1000)]
+    assert len(set(ports)) == len(ports)
+
+
 def test_transport_failure_is_a_chain_error_with_cause() -> None:
     with ChainClient(f"http://127.0.0.1:{free_port()}", request_timeout=2) as client:
         with pytest.raises(ChainError) as caught:
