@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 import ledger
@@ -53,6 +53,7 @@ _RECORD_COLUMNS = (
     "latest_version",
     "created_at",
     "updated_at",
+    "rec_no",
 )
 _VERSION_COLUMNS = (
     "record_key",
@@ -64,6 +65,7 @@ _VERSION_COLUMNS = (
     "prev_leaf",
     "leaf_hash",
     "submitted_at",
+    "rec_no",
 )
 
 
@@ -189,6 +191,7 @@ def _latest_versions(conn: Connection, keys: Sequence[bytes]) -> dict[bytes, Any
         rows = conn.execute(
             select(
                 rv.c.record_key,
+                rv.c.rec_no,
                 rv.c.version,
                 rv.c.status,
                 rv.c.record_json,
@@ -200,7 +203,7 @@ def _latest_versions(conn: Connection, keys: Sequence[bytes]) -> dict[bytes, Any
                 records.join(
                     rv,
                     and_(
-                        rv.c.record_key == records.c.record_key,
+                        rv.c.rec_no == records.c.rec_no,
                         rv.c.version == records.c.latest_version,
                     ),
                 ).outerjoin(batches, batches.c.seq == rv.c.batch_seq)
@@ -210,6 +213,22 @@ def _latest_versions(conn: Connection, keys: Sequence[bytes]) -> dict[bytes, Any
         for row in rows:
             latest[bytes(row.record_key)] = row
     return latest
+
+
+def _record_numbers(conn: Connection, db: Database, count: int) -> list[int]:
+    """``count`` unused record numbers (records.rec_no), in increasing order."""
+    if count == 0:
+        return []
+    if db.is_sqlite:
+        # The write transaction holds SQLite's write lock: nobody else numbers records now.
+        last = conn.execute(select(func.max(records.c.rec_no))).scalar() or 0
+        return list(range(last + 1, last + 1 + count))
+    # PostgreSQL: concurrent submissions draw from one sequence (schema v4).
+    return list(
+        conn.execute(
+            text("SELECT nextval('records_rec_no_seq') FROM generate_series(1, :n)"), {"n": count}
+        ).scalars()
+    )
 
 
 def submit_records(
@@ -240,8 +259,7 @@ def _submit_once(
 ) -> list[SubmissionResult]:
     now = time.time()
     results: list[SubmissionResult] = []
-    new_records: list[tuple[Any, ...]] = []
-    new_versions: list[tuple[Any, ...]] = []
+    fresh: list[PreparedRecord] = []  # new records, in request order
     with db.write() as conn:
         latest = _latest_versions(conn, list({p.record_key for p in prepared}))
         in_request: dict[bytes, PreparedRecord] = {}
@@ -279,9 +297,15 @@ def _submit_once(
                     )
                 )
                 continue
+            fresh.append(p)
+            results.append(SubmissionResult(p.index, p.record_key, 1, 1, "queued", True))
+        numbers = _record_numbers(conn, db, len(fresh))
+        new_records: list[tuple[Any, ...]] = []
+        new_versions: list[tuple[Any, ...]] = []
+        for p, number in zip(fresh, numbers, strict=True):
             m = material[p.index]
             new_records.append(
-                (p.record_key, p.region, p.uscc, p.record_type, p.record_id, 1, now, now)
+                (p.record_key, p.region, p.uscc, p.record_type, p.record_id, 1, now, now, number)
             )
             new_versions.append(
                 (
@@ -294,9 +318,9 @@ def _submit_once(
                     _ZERO_LEAF,
                     m.leaf_hash,
                     now,
+                    number,
                 )
             )
-            results.append(SubmissionResult(p.index, p.record_key, 1, 1, "queued", True))
         insert_many(conn, records, _RECORD_COLUMNS, new_records)
         insert_many(conn, record_versions, _VERSION_COLUMNS, new_versions)
     return results
@@ -333,6 +357,7 @@ def _append_version(
     conn.execute(
         record_versions.insert().values(
             record_key=record_key,
+            rec_no=previous.rec_no,
             version=version,
             status=status,
             record_json=canonical,

@@ -104,7 +104,7 @@ def _version_query() -> Any:
         batches.c.block_number,
         batches.c.anchored_at,
     ).select_from(
-        rv.join(records, records.c.record_key == rv.c.record_key).outerjoin(
+        rv.join(records, records.c.rec_no == rv.c.rec_no).outerjoin(
             batches, batches.c.seq == rv.c.batch_seq
         )
     )
@@ -121,7 +121,7 @@ def _row(row: Any) -> VersionRow:
 def load_version(conn: Connection, record_key: bytes, version: int | None = None) -> VersionRow:
     """A version of a record (the latest if ``version`` is None); NotFound if absent."""
     rv = record_versions
-    query = _version_query().where(rv.c.record_key == record_key)
+    query = _version_query().where(records.c.record_key == record_key)
     if version is None:
         query = query.where(rv.c.version == records.c.latest_version)
     else:
@@ -144,7 +144,7 @@ def load_versions(
     rv = record_versions
     query = _version_query()
     if record_key is not None:
-        query = query.where(rv.c.record_key == record_key)
+        query = query.where(records.c.record_key == record_key)
     if uscc is not None:
         query = query.where(records.c.uscc == uscc)
     if record_types:

@@ -57,6 +57,10 @@ records = Table(
     Column("latest_version", Integer, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # The record's number at this node, in order of arrival (schema v4): versions are
+    # keyed by it, so their unique index grows at its end instead of at random places.
+    Column("rec_no", BigInteger, nullable=False),
+    Index("ix_records_rec_no", "rec_no", unique=True),
 )
 
 record_versions = Table(
@@ -75,7 +79,8 @@ record_versions = Table(
     Column("submitted_at", Float, nullable=False),
     Column("batch_seq", BigInteger),
     Column("leaf_index", Integer),
-    UniqueConstraint("record_key", "version", name="uq_record_versions_key_version"),
+    Column("rec_no", BigInteger, nullable=False),
+    UniqueConstraint("rec_no", "version", name="uq_record_versions_rec_version"),
     Index("ix_record_versions_batch", "batch_seq", "leaf_index"),
 )
 

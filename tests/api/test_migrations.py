@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Callable
@@ -125,18 +126,46 @@ def test_upgrades_a_version_1_database_and_keeps_its_data(
         )
         old = conn.execute(select(batches).where(batches.c.seq == 10_000_000)).one()
         assert (old.state, old.send_attempts, old.last_error) == ("conflict", 0, None)
-        assert (
-            conn.execute(
-                select(record_versions.c.version).where(record_versions.c.record_key == key)
-            ).scalar()
-            == 1
-        )
+        # v4 numbered the old record and keyed its version by that number.
+        assert conn.execute(
+            select(record_versions.c.version, record_versions.c.rec_no).where(
+                record_versions.c.record_key == key
+            )
+        ).one() == (1, 1)
+        assert conn.execute(select(records.c.rec_no)).scalar_one() == 1
+        unique = {
+            tuple(u["column_names"])
+            for u in inspect(conn).get_unique_constraints("record_versions")
+        }
+        assert unique == {("rec_no", "version")}
     db.dispose()
 
-    # A node started on the upgraded database serves the old record.
+    # A node started on the upgraded database serves the old record, corrects it, and
+    # numbers a new record after it.
     node = start_node(make_settings(database_url=database_url))
     body = node.client.get(f"/v1/records/{key.hex()}", headers=OPERATOR).json()
     assert body["versions"][0]["record"] == record and body["versions"][0]["state"] == "queued"
+    corrected = copy.deepcopy(record)
+    corrected["data"]["listed_on"] = "2024-07-02"  # type: ignore[index]
+    response = node.client.put(f"/v1/records/{key.hex()}", json=corrected, headers=OPERATOR)
+    assert response.status_code == 202, response.text
+    assert response.json()["version"] == 2
+    new_key = node.submit([sample_record()])["records"][0]["record_key"]
+    history = node.client.get(f"/v1/records/{key.hex()}", headers=OPERATOR).json()["versions"]
+    assert [(v["version"], v["record"]) for v in history] == [(1, record), (2, corrected)]
+    db = Database(database_url)
+    with db.read() as conn:
+        numbers = conn.execute(
+            select(
+                record_versions.c.record_key, record_versions.c.version, record_versions.c.rec_no
+            ).order_by(record_versions.c.id)
+        ).all()
+    db.dispose()
+    assert [(bytes(k).hex(), v, n) for k, v, n in numbers] == [
+        (key.hex(), 1, 1),
+        (key.hex(), 2, 1),
+        (new_key, 1, 2),
+    ]
 
 
 def test_migrating_twice_is_a_no_op_and_steps_are_recorded(tmp_path: Path) -> None:
