@@ -126,6 +126,11 @@ def migrate(
                     result[component.name] = applied
                     break
                 step = component.migrations[applied]
+                # A step may rewrite a table (v4 on SQLite): say what the node is doing.
+                _log.info(
+                    "schema migrating",
+                    extra={"component": component.name, "version": step.version, "step": step.name},
+                )
                 started = time.monotonic()
                 step.upgrade(conn)
                 conn.execute(
