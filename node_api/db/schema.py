@@ -150,52 +150,52 @@ def _v3_worker_lease_and_send_state(conn: Connection) -> None:
     add_column(conn, "batches", Column("last_sent_at", Float))
 
 
-# Columns of record_versions in their v1 order, copied as they are by v4's SQLite rebuild.
-_V1_VERSION_COLUMNS = (
-    "id, record_key, version, status, record_json, salt, commitment, prev_leaf, leaf_hash, "
-    "reason, submitted_at, batch_seq, leaf_index"
-)
-
-
 def _v4_versions_keyed_by_record_number(conn: Connection) -> None:
     """Number the records in order of arrival and key versions by (number, version).
 
     The unique index on (record_key, version) put every new version at a random place of
     a large B-tree; (rec_no, version) puts it at the end (bench/findings.md). Versions keep
-    their record_key column. SQLite cannot drop a table constraint, so there the versions
-    table is rebuilt with its rows, ids and indexes (one transaction, like every step).
+    their record_key column.
     """
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("ALTER TABLE records ADD COLUMN rec_no BIGINT NOT NULL DEFAULT 0")
-        conn.exec_driver_sql("UPDATE records SET rec_no = rowid")
+        _v4_sqlite(conn)
     else:
-        conn.exec_driver_sql("ALTER TABLE records ADD COLUMN rec_no BIGINT")
-        conn.exec_driver_sql(
-            "UPDATE records SET rec_no = numbered.n FROM (SELECT record_key, row_number() "
-            "OVER (ORDER BY created_at, record_key) AS n FROM records) AS numbered "
-            "WHERE records.record_key = numbered.record_key"
-        )
-        conn.exec_driver_sql("ALTER TABLE records ALTER COLUMN rec_no SET NOT NULL")
-        conn.exec_driver_sql("CREATE SEQUENCE records_rec_no_seq")
-        conn.exec_driver_sql(
-            "SELECT setval('records_rec_no_seq', coalesce(max(rec_no), 0) + 1, false) FROM records"
-        )
-    conn.exec_driver_sql("CREATE UNIQUE INDEX ix_records_rec_no ON records (rec_no)")
-    if conn.dialect.name != "sqlite":
-        conn.exec_driver_sql("ALTER TABLE record_versions ADD COLUMN rec_no BIGINT")
-        conn.exec_driver_sql(
-            "UPDATE record_versions SET rec_no = records.rec_no FROM records "
-            "WHERE records.record_key = record_versions.record_key"
-        )
-        conn.exec_driver_sql("ALTER TABLE record_versions ALTER COLUMN rec_no SET NOT NULL")
-        conn.exec_driver_sql(
-            "ALTER TABLE record_versions DROP CONSTRAINT uq_record_versions_key_version"
-        )
-        conn.exec_driver_sql(
-            "ALTER TABLE record_versions ADD CONSTRAINT uq_record_versions_rec_version "
-            "UNIQUE (rec_no, version)"
-        )
-        return
+        _v4_postgresql(conn)
+
+
+def _v4_postgresql(conn: Connection) -> None:
+    sql = conn.exec_driver_sql
+    sql("ALTER TABLE records ADD COLUMN rec_no BIGINT")
+    sql(
+        "UPDATE records SET rec_no = numbered.n FROM (SELECT record_key, row_number() "
+        "OVER (ORDER BY created_at, record_key) AS n FROM records) AS numbered "
+        "WHERE records.record_key = numbered.record_key"
+    )
+    sql("ALTER TABLE records ALTER COLUMN rec_no SET NOT NULL")
+    sql("CREATE UNIQUE INDEX ix_records_rec_no ON records (rec_no)")
+    # Submissions run concurrently on PostgreSQL: they draw numbers from a sequence.
+    sql("CREATE SEQUENCE records_rec_no_seq")
+    sql("SELECT setval('records_rec_no_seq', coalesce(max(rec_no), 0) + 1, false) FROM records")
+    sql("ALTER TABLE record_versions ADD COLUMN rec_no BIGINT")
+    sql(
+        "UPDATE record_versions SET rec_no = records.rec_no FROM records "
+        "WHERE records.record_key = record_versions.record_key"
+    )
+    sql("ALTER TABLE record_versions ALTER COLUMN rec_no SET NOT NULL")
+    sql("ALTER TABLE record_versions DROP CONSTRAINT uq_record_versions_key_version")
+    sql(
+        "ALTER TABLE record_versions ADD CONSTRAINT uq_record_versions_rec_version "
+        "UNIQUE (rec_no, version)"
+    )
+
+
+def _v4_sqlite(conn: Connection) -> None:
+    # SQLite cannot drop a table constraint: record_versions is rebuilt with its rows, ids
+    # and indexes, in the step's one transaction.
+    sql = conn.exec_driver_sql
+    sql("ALTER TABLE records ADD COLUMN rec_no BIGINT NOT NULL DEFAULT 0")
+    sql("UPDATE records SET rec_no = rowid")
+    sql("CREATE UNIQUE INDEX ix_records_rec_no ON records (rec_no)")
     meta = MetaData()
     Table("records", meta, Column("record_key", LargeBinary(32), primary_key=True))
     Table(
@@ -217,21 +217,19 @@ def _v4_versions_keyed_by_record_number(conn: Connection) -> None:
         Column("rec_no", BigInteger, nullable=False),
         UniqueConstraint("rec_no", "version", name="uq_record_versions_rec_version"),
     ).create(conn)
-    columns = _V1_VERSION_COLUMNS
-    prefixed = ", ".join(f"v.{name.strip()}" for name in columns.split(","))
-    conn.exec_driver_sql(
-        f"INSERT INTO record_versions_v4 ({columns}, rec_no) SELECT {prefixed}, r.rec_no "
-        "FROM record_versions AS v JOIN records AS r ON r.record_key = v.record_key "
-        "ORDER BY v.id"
+    copied = (
+        "id", "record_key", "version", "status", "record_json", "salt", "commitment",
+        "prev_leaf", "leaf_hash", "reason", "submitted_at", "batch_seq", "leaf_index",
+    )  # fmt: skip
+    sql(
+        f"INSERT INTO record_versions_v4 ({', '.join(copied)}, rec_no) "
+        f"SELECT {', '.join('v.' + name for name in copied)}, r.rec_no "
+        "FROM record_versions AS v JOIN records AS r ON r.record_key = v.record_key ORDER BY v.id"
     )
-    conn.exec_driver_sql("DROP TABLE record_versions")
-    conn.exec_driver_sql("ALTER TABLE record_versions_v4 RENAME TO record_versions")
-    conn.exec_driver_sql(
-        "CREATE INDEX ix_record_versions_batch ON record_versions (batch_seq, leaf_index)"
-    )
-    conn.exec_driver_sql(
-        "CREATE INDEX ix_record_versions_pending ON record_versions (id) WHERE batch_seq IS NULL"
-    )
+    sql("DROP TABLE record_versions")
+    sql("ALTER TABLE record_versions_v4 RENAME TO record_versions")
+    sql("CREATE INDEX ix_record_versions_batch ON record_versions (batch_seq, leaf_index)")
+    sql("CREATE INDEX ix_record_versions_pending ON record_versions (id) WHERE batch_seq IS NULL")
 
 
 CORE = Component(
