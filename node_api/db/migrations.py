@@ -9,10 +9,12 @@ write lock), so an API process and a worker process starting together migrate on
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import (
     Column,
@@ -25,6 +27,7 @@ from sqlalchemy import (
     inspect,
     select,
 )
+from sqlalchemy.exc import OperationalError
 
 from node_api.db.engine import Database
 
@@ -32,6 +35,9 @@ __all__ = ["Migration", "Component", "migrate", "current_versions", "add_column"
 
 _log = logging.getLogger("node_api.db.migrations")
 
+_T = TypeVar("_T")
+# How long a process starting with others waits for their migration on SQLite.
+_WAIT_FOR_MIGRATION_SECONDS = 3600.0
 # Arbitrary constant key for pg_advisory_xact_lock ("CL" "MIGR").
 _PG_LOCK_KEY = 0x434C_4D49_4752
 
@@ -107,50 +113,78 @@ def migrate(
     db: Database, components: Iterable[Component], *, target: dict[str, int] | None = None
 ) -> dict[str, int]:
     """Apply every pending step (up to ``target[component]`` if given); return the versions."""
-    with db.write() as conn:
-        _lock(conn, db)
-        schema_version.create(conn, checkfirst=True)
+
+    def create_table() -> None:
+        with db.write() as conn:
+            _lock(conn, db)
+            schema_version.create(conn, checkfirst=True)
+
+    _waiting_for_others(db, create_table)
     result: dict[str, int] = {}
     for component in components:
         goal = component.head if target is None else target.get(component.name, component.head)
-        while True:
-            with db.write() as conn:
-                _lock(conn, db)
-                applied = _applied(conn, component.name)
-                if applied > component.head:
-                    raise SchemaError(
-                        f"database has {component.name} schema v{applied}, this code knows "
-                        f"v{component.head}: upgrade the node software"
-                    )
-                if applied >= goal:
-                    result[component.name] = applied
-                    break
-                step = component.migrations[applied]
-                # A step may rewrite a table (v4 on SQLite): say what the node is doing.
-                _log.info(
-                    "schema migrating",
-                    extra={"component": component.name, "version": step.version, "step": step.name},
-                )
-                started = time.monotonic()
-                step.upgrade(conn)
-                conn.execute(
-                    schema_version.insert().values(
-                        component=component.name,
-                        version=step.version,
-                        name=step.name,
-                        applied_at=time.time(),
-                    )
-                )
-            _log.info(
-                "schema migrated",
-                extra={
-                    "component": component.name,
-                    "version": step.version,
-                    "step": step.name,
-                    "seconds": round(time.monotonic() - started, 3),
-                },
-            )
+        apply_next = functools.partial(_apply_next, db, component, goal)
+        applied = None
+        while applied is None:
+            applied = _waiting_for_others(db, apply_next)
+        result[component.name] = applied
     return result
+
+
+def _waiting_for_others(db: Database, action: Callable[[], _T]) -> _T:
+    """``action()``; on SQLite, again while another process holds the write lock.
+
+    A step may take minutes on a large database (v4 rewrites a table); the other processes
+    of the node, started with it, wait for it instead of failing after the lock timeout.
+    """
+    deadline = time.monotonic() + _WAIT_FOR_MIGRATION_SECONDS
+    while True:
+        try:
+            return action()
+        except OperationalError as e:
+            if not db.is_sqlite or "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            _log.warning("schema migration waits for another process holding the database")
+
+
+def _apply_next(db: Database, component: Component, goal: int) -> int | None:
+    """Apply the next step of ``component``; None, or the version if there is nothing to do."""
+    with db.write() as conn:
+        _lock(conn, db)
+        applied = _applied(conn, component.name)
+        if applied > component.head:
+            raise SchemaError(
+                f"database has {component.name} schema v{applied}, this code knows "
+                f"v{component.head}: upgrade the node software"
+            )
+        if applied >= goal:
+            return applied
+        step = component.migrations[applied]
+        # A step may rewrite a table (v4 on SQLite): say what the node is doing.
+        _log.info(
+            "schema migrating",
+            extra={"component": component.name, "version": step.version, "step": step.name},
+        )
+        started = time.monotonic()
+        step.upgrade(conn)
+        conn.execute(
+            schema_version.insert().values(
+                component=component.name,
+                version=step.version,
+                name=step.name,
+                applied_at=time.time(),
+            )
+        )
+    _log.info(
+        "schema migrated",
+        extra={
+            "component": component.name,
+            "version": step.version,
+            "step": step.name,
+            "seconds": round(time.monotonic() - started, 3),
+        },
+    )
+    return None
 
 
 def add_column(conn: Connection, table: str, column: Column) -> None:  # type: ignore[type-arg]

@@ -22,11 +22,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    inspect,
     text,
 )
 
 from node_api.db.exchange_schema import EXCHANGE
-from node_api.db.migrations import Component, Migration, add_column
+from node_api.db.migrations import Component, Migration, SchemaError, add_column
 from node_api.db.tables import AutoId
 
 __all__ = ["CORE", "COMPONENTS"]
@@ -221,11 +222,20 @@ def _v4_sqlite(conn: Connection) -> None:
         "id", "record_key", "version", "status", "record_json", "salt", "commitment",
         "prev_leaf", "leaf_hash", "reason", "submitted_at", "batch_seq", "leaf_index",
     )  # fmt: skip
+    found = {c["name"] for c in inspect(conn).get_columns("record_versions")}
+    if found != set(copied):
+        raise SchemaError(f"record_versions has columns {sorted(found)}, v4 copies {copied}")
     sql(
         f"INSERT INTO record_versions_v4 ({', '.join(copied)}, rec_no) "
         f"SELECT {', '.join('v.' + name for name in copied)}, r.rec_no "
         "FROM record_versions AS v JOIN records AS r ON r.record_key = v.record_key ORDER BY v.id"
     )
+    count = "SELECT count(*) FROM {}"
+    before, after = (
+        sql(count.format(t)).scalar() for t in ("record_versions", "record_versions_v4")
+    )
+    if before != after:  # a version without its record (foreign keys were off at some time)
+        raise SchemaError(f"{before} versions, {after} of them with their record: not migrated")
     sql("DROP TABLE record_versions")
     sql("ALTER TABLE record_versions_v4 RENAME TO record_versions")
     sql("CREATE INDEX ix_record_versions_batch ON record_versions (batch_seq, leaf_index)")

@@ -243,6 +243,31 @@ def test_concurrent_starts_migrate_once(tmp_path: Path) -> None:
     assert current_versions(Database(url)) == {c.name: c.head for c in COMPONENTS}
 
 
+def test_a_process_waits_for_a_long_migration_of_another_on_sqlite(tmp_path: Path) -> None:
+    # v4 rewrites a table for minutes on a large database while holding the write lock; a
+    # second process of the node starting meanwhile failed after the lock timeout.
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    migrating = Database(url)
+    migrate(migrating, (CORE,), target={"node": 3})
+    held, finishing = threading.Event(), threading.Event()
+
+    def long_step() -> None:
+        with migrating.write():
+            held.set()
+            time.sleep(1.5)  # several times the other process's lock timeout
+            finishing.set()
+
+    holder = threading.Thread(target=long_step)
+    holder.start()
+    held.wait()
+    other = Database(url, lock_timeout=0.2)
+    assert migrate(other, COMPONENTS) == {c.name: c.head for c in COMPONENTS}
+    assert finishing.is_set()  # it got the lock only after the long transaction
+    holder.join()
+    other.dispose()
+    migrating.dispose()
+
+
 def test_api_processes_starting_together_on_a_fresh_database(
     database_url: str, make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
