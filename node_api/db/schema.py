@@ -33,6 +33,25 @@ from node_api.db.tables import AutoId
 __all__ = ["CORE", "COMPONENTS"]
 
 
+def _v1_version_columns() -> list[Column]:  # type: ignore[type-arg]
+    """The columns of record_versions as v1 created them (new objects on every call)."""
+    return [
+        Column("id", AutoId, primary_key=True, autoincrement=True),
+        Column("record_key", LargeBinary(32), ForeignKey("records.record_key"), nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("status", SmallInteger, nullable=False),
+        Column("record_json", Text, nullable=False),
+        Column("salt", LargeBinary(32), nullable=False),
+        Column("commitment", LargeBinary(32), nullable=False),
+        Column("prev_leaf", LargeBinary(32), nullable=False),
+        Column("leaf_hash", LargeBinary(32), nullable=False),
+        Column("reason", Text),
+        Column("submitted_at", Float, nullable=False),
+        Column("batch_seq", BigInteger),
+        Column("leaf_index", Integer),
+    ]
+
+
 def _v1_records_and_batches(conn: Connection) -> None:
     meta = MetaData()
     Table(
@@ -56,19 +75,7 @@ def _v1_records_and_batches(conn: Connection) -> None:
     versions = Table(
         "record_versions",
         meta,
-        Column("id", AutoId, primary_key=True, autoincrement=True),
-        Column("record_key", LargeBinary(32), ForeignKey("records.record_key"), nullable=False),
-        Column("version", Integer, nullable=False),
-        Column("status", SmallInteger, nullable=False),
-        Column("record_json", Text, nullable=False),
-        Column("salt", LargeBinary(32), nullable=False),
-        Column("commitment", LargeBinary(32), nullable=False),
-        Column("prev_leaf", LargeBinary(32), nullable=False),
-        Column("leaf_hash", LargeBinary(32), nullable=False),
-        Column("reason", Text),
-        Column("submitted_at", Float, nullable=False),
-        Column("batch_seq", BigInteger),
-        Column("leaf_index", Integer),
+        *_v1_version_columns(),
         UniqueConstraint("record_key", "version", name="uq_record_versions_key_version"),
         Index("ix_record_versions_batch", "batch_seq", "leaf_index"),
     )
@@ -202,26 +209,11 @@ def _v4_sqlite(conn: Connection) -> None:
     Table(
         "record_versions_v4",
         meta,
-        Column("id", AutoId, primary_key=True, autoincrement=True),
-        Column("record_key", LargeBinary(32), ForeignKey("records.record_key"), nullable=False),
-        Column("version", Integer, nullable=False),
-        Column("status", SmallInteger, nullable=False),
-        Column("record_json", Text, nullable=False),
-        Column("salt", LargeBinary(32), nullable=False),
-        Column("commitment", LargeBinary(32), nullable=False),
-        Column("prev_leaf", LargeBinary(32), nullable=False),
-        Column("leaf_hash", LargeBinary(32), nullable=False),
-        Column("reason", Text),
-        Column("submitted_at", Float, nullable=False),
-        Column("batch_seq", BigInteger),
-        Column("leaf_index", Integer),
+        *_v1_version_columns(),
         Column("rec_no", BigInteger, nullable=False),
         UniqueConstraint("rec_no", "version", name="uq_record_versions_rec_version"),
     ).create(conn)
-    copied = (
-        "id", "record_key", "version", "status", "record_json", "salt", "commitment",
-        "prev_leaf", "leaf_hash", "reason", "submitted_at", "batch_seq", "leaf_index",
-    )  # fmt: skip
+    copied = tuple(column.name for column in _v1_version_columns())
     found = {c["name"] for c in inspect(conn).get_columns("record_versions")}
     if found != set(copied):
         raise SchemaError(f"record_versions has columns {sorted(found)}, v4 copies {copied}")
