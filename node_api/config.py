@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # closed: a client trickling a body must not hold a connection (and its buffer) forever.
     request_body_timeout_seconds: float = Field(30.0, gt=0)
     proof_cache_batches: int = Field(8, ge=0)
+    # Processes that parse and validate large submissions beside the node's own (0: none,
+    # all in the node's process); default one per core but the node's, at most four.
+    intake_processes: int | None = Field(None, ge=0, le=64)
 
     # --- logging
     log_level: str = "INFO"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 from fastapi import Depends, Request
 
 from node_api.auth import Principal
-from node_api.errors import BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
+from node_api.errors import Forbidden, PayloadTooLarge, UnsupportedMediaType
 from node_api.services import Services
 
 __all__ = [
@@ -27,8 +26,7 @@ __all__ = [
     "RecordReader",
     "HistoryReader",
     "Auditor",
-    "JsonBody",
-    "parse_json",
+    "JsonBytes",
     "require_media_type",
 ]
 
@@ -102,20 +100,12 @@ def require_media_type(request: Request, *accepted: str) -> None:
         )
 
 
-def parse_json(body: bytes) -> Any:
-    """A request body as JSON: strict UTF-8 (RFC 8259 §8.1), no BOM; BadRequest otherwise."""
-    try:
-        # json.loads(bytes) would also take UTF-16/32 and a leading BOM.
-        return json.loads(body.decode("utf-8"))
-    except ValueError as e:  # not UTF-8, not JSON, or an integer of over 4,300 digits
-        raise BadRequest(f"body is not JSON: {e}") from None
-    except RecursionError:
-        # Bounded by the recursion limit create_app sets (see node_api.main).
-        raise BadRequest("body is not acceptable JSON: nested too deeply") from None
+async def read_json_bytes(request: Request, services: ServicesDep) -> bytes:
+    """The request body, declared as JSON (or undeclared), bounded by ``max_body_bytes``.
 
-
-async def read_json_body(request: Request, services: ServicesDep) -> Any:
-    """The request body parsed as JSON, bounded by ``max_body_bytes``."""
+    Left unparsed: the route parses it, in its worker thread or an intake process, so that
+    decoding a large body never holds up the event loop.
+    """
     require_media_type(request, "application/json")
     limit = services.settings.max_body_bytes
     declared = request.headers.get("content-length")
@@ -130,7 +120,7 @@ async def read_json_body(request: Request, services: ServicesDep) -> Any:
         if received > limit:
             raise PayloadTooLarge(f"request body over {limit} bytes")
         chunks.append(chunk)
-    return parse_json(b"".join(chunks))
+    return b"".join(chunks)
 
 
-JsonBody = Annotated[Any, Depends(read_json_body)]
+JsonBytes = Annotated[bytes, Depends(read_json_bytes)]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, and_, func, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -23,14 +24,17 @@ from ledger.errors import RecordError
 from node_api.db import Database
 from node_api.db.bulk import insert_many
 from node_api.db.tables import batches, record_versions, records
-from node_api.errors import Conflict, IntakeRecordError, NotFound
+from node_api.errors import BadRequest, Conflict, IntakeRecordError, NotFound, PayloadTooLarge
 
 __all__ = [
     "STATUS_CODES",
     "STATUS_NAMES",
     "PreparedRecord",
+    "Submission",
     "SubmissionResult",
+    "parse_json",
     "prepare_records",
+    "prepare_submission",
     "submit_records",
     "correct_record",
     "revoke_record",
@@ -69,8 +73,9 @@ _VERSION_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedRecord:
+# Named tuples, not dataclasses: a bulk submission prepared in an intake process comes back
+# pickled, and 10,000 tuples unpickle in a few milliseconds (node_api.intake_pool).
+class PreparedRecord(NamedTuple):
     """A validated record with its identity and canonical bytes."""
 
     index: int
@@ -79,7 +84,6 @@ class PreparedRecord:
     uscc: str
     record_type: str
     record_id: str
-    record: Any  # ledger.Record
     canonical: bytes
 
 
@@ -106,11 +110,19 @@ class SubmissionResult:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class _Material:
+class Material(NamedTuple):
+    """A version's salt, commitment and leaf hash."""
+
     salt: bytes
     commitment: bytes
     leaf_hash: bytes
+
+
+class Submission(NamedTuple):
+    """The validated records of one request, with the material each gets as version 1."""
+
+    records: list[PreparedRecord]
+    material: list[Material]
 
 
 @functools.lru_cache(maxsize=4)
@@ -127,13 +139,13 @@ def _material(
     status: int,
     prev_leaf: bytes,
     canonical: bytes,
-) -> _Material:
+) -> Material:
     salt = _salt_deriver(secret)(record_key, version)
     # ledger.commitment() would canonicalise the record again; intake already holds the
     # canonical bytes, and canonicalising is most of the cost of 10,000-record submissions.
     commitment = hashlib.sha256(COMMIT_DOMAIN + salt + canonical).digest()
     leaf = ledger.leaf_hash(record_key, version, status, prev_leaf, commitment)
-    return _Material(salt, commitment, leaf)
+    return Material(salt, commitment, leaf)
 
 
 def _prepare_one(index: int, obj: Any, region: int) -> PreparedRecord:
@@ -148,7 +160,6 @@ def _prepare_one(index: int, obj: Any, region: int) -> PreparedRecord:
         uscc=parsed.uscc,
         record_type=parsed.record_type.type_name,
         record_id=parsed.record_id,
-        record=parsed,
         canonical=parsed.canonical_bytes(),
     )
 
@@ -169,6 +180,39 @@ def prepare_records(objs: Sequence[Any], region: int) -> list[PreparedRecord]:
         first = errors[0]
         raise IntakeRecordError(first["index"], first["field"], first["reason"], errors)
     return prepared
+
+
+def parse_json(body: bytes) -> Any:
+    """A request body as JSON: strict UTF-8 (RFC 8259 §8.1), no BOM; BadRequest otherwise."""
+    try:
+        # json.loads(bytes) would also take UTF-16/32 and a leading BOM.
+        return json.loads(body.decode("utf-8"))
+    except ValueError as e:  # not UTF-8, not JSON, or an integer of over 4,300 digits
+        raise BadRequest(f"body is not JSON: {e}") from None
+    except RecursionError:
+        # Bounded by the recursion limit create_app (and an intake process) sets, see
+        # node_api.main.
+        raise BadRequest("body is not acceptable JSON: nested too deeply") from None
+
+
+def prepare_submission(body: bytes, region: int, secret: bytes, limit: int) -> Submission:
+    """The body of ``POST /v1/records`` (one record or a list of at most ``limit``),
+    validated, with each record's material as version 1.
+
+    Depends on nothing but its arguments, so that an intake process can run it.
+    """
+    parsed = parse_json(body)
+    objs = [parsed] if isinstance(parsed, dict) else parsed
+    if not isinstance(objs, list):
+        raise BadRequest("body must be a record object or an array of records")
+    if not objs:
+        raise BadRequest("empty list: nothing to submit")
+    if len(objs) > limit:
+        raise PayloadTooLarge(f"{len(objs)} records in one request; the limit is {limit}")
+    prepared = prepare_records(objs, region)
+    # Version 1 material does not depend on the database: computed before taking the lock.
+    material = [_material(secret, p.record_key, 1, 1, _ZERO_LEAF, p.canonical) for p in prepared]
+    return Submission(prepared, material)
 
 
 def version_state(batch_seq: int | None, batch_state: str | None) -> str:
@@ -232,17 +276,22 @@ def _record_numbers(conn: Connection, db: Database, count: int) -> list[int]:
 
 
 def submit_records(
-    db: Database, secret: bytes, prepared: Sequence[PreparedRecord]
+    db: Database,
+    secret: bytes,
+    prepared: Sequence[PreparedRecord],
+    material: Sequence[Material] | None = None,
 ) -> list[SubmissionResult]:
     """Store new records as version 1 in one transaction; identical resubmissions are no-ops.
 
-    All or nothing: changed content for an existing record key raises Conflict (use PUT)
-    and nothing of the request is stored.
+    ``material`` is each record's as version 1 (from :func:`prepare_submission`), computed
+    here if not given. All or nothing: changed content for an existing record key raises
+    Conflict (use PUT) and nothing of the request is stored.
     """
-    # Version 1 material does not depend on the database: compute it before taking the lock.
-    material = {
-        p.index: _material(secret, p.record_key, 1, 1, _ZERO_LEAF, p.canonical) for p in prepared
-    }
+    if material is None:
+        # Version 1 material does not depend on the database: computed before the lock.
+        material = [
+            _material(secret, p.record_key, 1, 1, _ZERO_LEAF, p.canonical) for p in prepared
+        ]
     for attempt in range(_RETRIES):
         try:
             return _submit_once(db, prepared, material)
@@ -255,15 +304,15 @@ def submit_records(
 
 
 def _submit_once(
-    db: Database, prepared: Sequence[PreparedRecord], material: dict[int, _Material]
+    db: Database, prepared: Sequence[PreparedRecord], material: Sequence[Material]
 ) -> list[SubmissionResult]:
     now = time.time()
     results: list[SubmissionResult] = []
-    fresh: list[PreparedRecord] = []  # new records, in request order
+    fresh: list[tuple[PreparedRecord, Material]] = []  # new records, in request order
     with db.write() as conn:
         latest = _latest_versions(conn, list({p.record_key for p in prepared}))
         in_request: dict[bytes, PreparedRecord] = {}
-        for p in prepared:
+        for p, m in zip(prepared, material, strict=True):
             earlier = in_request.get(p.record_key)
             if earlier is not None:
                 if earlier.canonical != p.canonical:
@@ -297,13 +346,12 @@ def _submit_once(
                     )
                 )
                 continue
-            fresh.append(p)
+            fresh.append((p, m))
             results.append(SubmissionResult(p.index, p.record_key, 1, 1, "queued", True))
         numbers = _record_numbers(conn, db, len(fresh))
         new_records: list[tuple[Any, ...]] = []
         new_versions: list[tuple[Any, ...]] = []
-        for p, number in zip(fresh, numbers, strict=True):
-            m = material[p.index]
+        for (p, m), number in zip(fresh, numbers, strict=True):
             new_records.append(
                 (p.record_key, p.region, p.uscc, p.record_type, p.record_id, 1, now, now, number)
             )

@@ -16,6 +16,7 @@ from node_api.chain import ChainGateway
 from node_api.config import Settings
 from node_api.db import COMPONENTS, Database, migrate
 from node_api.db.tables import node_meta
+from node_api.intake_pool import IntakePool, default_processes
 from node_api.keys import SignerConfigError, load_node_secret, load_signer
 from node_api.logs import configure_logging
 from node_api.metrics import NodeMetrics
@@ -55,6 +56,7 @@ class Services:
     signer: LocalAccount | None
     worker: AnchoringWorker | None
     proof_cache: ProofCache
+    intake_pool: IntakePool
     signer_error: str | None = None
     started_at: float = field(default_factory=time.time)
     # Set by the exchange/federation part of the node; None answers 501.
@@ -110,6 +112,11 @@ class Services:
             signer=signer,
             worker=anchoring,
             proof_cache=ProofCache(settings.proof_cache_batches),
+            intake_pool=IntakePool(
+                default_processes()
+                if settings.intake_processes is None
+                else settings.intake_processes
+            ),
             signer_error=signer_error,
         )
         if start_worker is None:
@@ -130,9 +137,10 @@ class Services:
         return services
 
     def close(self) -> None:
-        """Stop the worker and release the database."""
+        """Stop the worker and the intake processes, and release the database."""
         if self.worker is not None:
             self.worker.stop()
+        self.intake_pool.close()
         self.db.dispose()
 
 

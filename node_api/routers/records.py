@@ -18,12 +18,12 @@ from node_api.deps import (
     RECORD_KEY_PATTERN,
     USCC_PATTERN,
     AnyRole,
-    JsonBody,
+    JsonBytes,
     Operator,
     RecordReader,
     ServicesDep,
 )
-from node_api.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
+from node_api.errors import Forbidden, NotFound
 from node_api.intake import (
     STATUS_NAMES,
     correct_record,
@@ -109,18 +109,15 @@ def parse_record_key(record_key: str) -> bytes:
 
 
 @router.post("", status_code=202, openapi_extra=_RECORDS_BODY)
-def submit(services: ServicesDep, caller: Operator, body: JsonBody) -> JSONResponse:
+def submit(services: ServicesDep, caller: Operator, body: JsonBytes) -> JSONResponse:
     """Submit one record or a list of up to 10,000 (all or nothing); 202 once committed."""
-    objs = [body] if isinstance(body, dict) else body
-    if not isinstance(objs, list):
-        raise BadRequest("body must be a record object or an array of records")
-    if not objs:
-        raise BadRequest("empty list: nothing to submit")
-    limit = services.settings.max_records_per_request
-    if len(objs) > limit:
-        raise PayloadTooLarge(f"{len(objs)} records in one request; the limit is {limit}")
-    prepared = prepare_records(objs, services.settings.region)
-    results = submit_records(services.db, services.node_secret, prepared)
+    settings = services.settings
+    submission = services.intake_pool.prepare(
+        body, settings.region, services.node_secret, settings.max_records_per_request
+    )
+    results = submit_records(
+        services.db, services.node_secret, submission.records, submission.material
+    )
     created = sum(1 for r in results if r.created)
     services.metrics.records_accepted.labels("created").inc(created)
     services.metrics.records_accepted.labels("unchanged").inc(len(results) - created)
