@@ -20,6 +20,7 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from node_api.gc_policy import tune_gc
 from node_api.intake import Submission, prepare_submission
 
 __all__ = ["IntakePool", "default_processes", "POOLED_BODY_BYTES"]
@@ -40,6 +41,7 @@ def _initialise(recursion_limit: int) -> None:
     # The node's own bound on JSON nesting (node_api.main): the C decoder must fail with a
     # RecursionError (400) before it overflows the stack of this process too.
     sys.setrecursionlimit(recursion_limit)
+    tune_gc()
 
 
 class IntakePool:

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from node_api.config import Settings
 from node_api.errors import ERROR_RESPONSES, PayloadTooLarge, install_error_handlers
 from node_api.federation import start_federation
+from node_api.gc_policy import tune_gc
 from node_api.routers import ROUTERS, health
 from node_api.services import Services
 
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None, **build_options: Any) -> FastAP
         services = Services.build(settings or Settings(), **build_options)
         app.state.services = services
         federation = start_federation(services)
+        tune_gc()
         try:
             yield
         finally:
