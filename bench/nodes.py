@@ -60,8 +60,20 @@ class NodeProcess(testing.NodeProcess):
         return self.client(AUDITOR_KEY, 3600)
 
     def peak_rss_mib(self) -> float | None:
-        """Peak RSS of the node process so far (VmHWM)."""
-        return pid_peak_rss_mib(self.process.pid)
+        """Peak RSS so far (VmHWM) of the node process plus each of its intake processes.
+
+        A sum of peaks: an upper bound of the node's peak, whatever the moments they fell at.
+        """
+        own = pid_peak_rss_mib(self.process.pid)
+        if own is None:
+            return None
+        children: list[int] = []
+        for task in Path(f"/proc/{self.process.pid}/task").glob("*/children"):
+            try:
+                children += [int(pid) for pid in task.read_text().split()]
+            except OSError:
+                pass  # the thread ended
+        return own + sum(pid_peak_rss_mib(pid) or 0.0 for pid in children)
 
     def database_bytes(self) -> int:
         """Size of the SQLite files."""
