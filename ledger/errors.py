@@ -42,6 +42,10 @@ class RecordError(LedgerError):
         self.reason = _bounded(reason, MAX_REASON_CHARS)
         super().__init__(f"{self.field}: {self.reason}")
 
+    def __reduce__(self) -> tuple[type[RecordError], tuple[str, str]]:
+        # Picklable with its own arguments: another process may raise it.
+        return type(self), (self.field, self.reason)
+
 
 class ProofError(LedgerError):
     """A Merkle inclusion or consistency proof does not verify."""

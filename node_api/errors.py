@@ -56,6 +56,11 @@ class NodeError(Exception):
         self.message = message
         self.details = details
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Raised in an intake process, it is pickled back to the node; Exception's own
+        # reduction would rebuild it from the message alone, without its details.
+        return _node_error, (type(self), self.message, self.details)
+
     def body(self) -> dict[str, Any]:
         """The JSON error body."""
         return {"error": self.code, "message": self.message, **self.details}
@@ -137,6 +142,15 @@ class IntakeRecordError(RecordError):
         super().__init__(field, reason)
         self.index = index
         self.errors = errors
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Raised in an intake process: pickled with its own arguments (Exception's reduction
+        # would call it with the message only, and unpickling would fail).
+        return type(self), (self.index, self.field, self.reason, self.errors)
+
+
+def _node_error(cls: type[NodeError], message: str, details: dict[str, Any]) -> NodeError:
+    return cls(message, **details)
 
 
 class ErrorBody(BaseModel):

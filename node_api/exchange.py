@@ -91,7 +91,6 @@ import json
 import logging
 import multiprocessing
 import multiprocessing.context
-import os
 import re
 import threading
 import time
@@ -117,6 +116,7 @@ from node_api.chain import _RpcConnection, decode_head
 from node_api.db.exchange_schema import foreign_disclosures, integrity_reports
 from node_api.db.tables import batches, record_versions
 from node_api.errors import BadRequest, NodeError, NotFound, Unavailable
+from node_api.processes import usable_cpus
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -165,9 +165,7 @@ _HEAD_BATCH = 1000  # eth_calls per JSON-RPC batch (Besu's default batch limit i
 # Below this many disclosures a package is verified in the request's thread: starting
 # worker processes costs more than they save.
 _PARALLEL_MIN_LINES = 8192
-# The CPUs this process may run on (a container's limit), not the host's.
-_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-_WORKERS = max(1, min(4, _CPUS or 1))
+_WORKERS = max(1, min(4, usable_cpus()))
 # Each pool is _WORKERS processes: concurrent checks and imports (and downloads that a peer
 # stalls) must not multiply them. A run that finds no free slot verifies in its own thread;
 # the report is the same.

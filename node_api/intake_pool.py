@@ -1,27 +1,27 @@
 """Intake processes: large submissions are parsed and validated outside the node's process.
 
 The node's process holds the database's write lock and serves every request; parsing,
-validating and hashing a 10,000-record body is about a quarter of its CPU per imported
+validating and hashing a 10,000-record body was about a quarter of its CPU per imported
 record (bench/findings.md), and Python runs it on one core at a time. An intake process
 does that work on another core while the node stores the previous request.
 
 Nothing is stored by an intake process: it returns the validated records, and the node
-stores them as before. A process that dies (the OOM killer) costs its request nothing
-either: the node validates that one itself and starts new processes.
+stores them. When one dies (the OOM killer, a crash), its request is validated by the
+node's own process, as it would have been without intake processes, and the next large
+body starts new ones.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import sys
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import CancelledError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from node_api.gc_policy import tune_gc
 from node_api.intake import Submission, prepare_submission
+from node_api.processes import exit_with_parent, tune_gc, usable_cpus
 
 __all__ = ["IntakePool", "default_processes", "POOLED_BODY_BYTES"]
 
@@ -33,8 +33,11 @@ POOLED_BODY_BYTES = 256 * 1024
 
 
 def default_processes() -> int:
-    """One intake process per core but the node's own, at most four; none on one core."""
-    return max(0, min((os.cpu_count() or 1) - 1, 4))
+    """One intake process per usable CPU but the node's own, at most four; none on one CPU.
+
+    Per API process: ``uvicorn --workers N`` starts N pools.
+    """
+    return max(0, min(usable_cpus() - 1, 4))
 
 
 def _initialise(recursion_limit: int) -> None:
@@ -42,6 +45,7 @@ def _initialise(recursion_limit: int) -> None:
     # RecursionError (400) before it overflows the stack of this process too.
     sys.setrecursionlimit(recursion_limit)
     tune_gc()
+    exit_with_parent()
 
 
 class IntakePool:
@@ -66,17 +70,23 @@ class IntakePool:
             future = executor.submit(prepare_submission, body, region, secret, limit)
             return future.result()
         except BrokenProcessPool:
-            # An intake process died (killed, out of memory). The pool is unusable: drop
-            # it, and validate this body here; the next large body starts new processes.
-            _log.error("intake process died; starting new ones", extra={"body_bytes": len(body)})
-            with self._lock:
-                if self._executor is executor:
-                    self._executor = None
-            executor.shutdown(wait=False, cancel_futures=True)
-            return prepare_submission(body, region, secret, limit)
+            # An intake process died. The pool is unusable: drop it, and validate this body
+            # here; the next large body starts new processes.
+            _log.error(
+                "intake process died; starting new ones",
+                exc_info=True,
+                extra={"body_bytes": len(body)},
+            )
+            self._discard(executor)
+        except (CancelledError, RuntimeError):
+            # The node is stopping (close() cancelled the task, or submit() came after it):
+            # the request still gets its answer.
+            if not self._closed:
+                raise
+        return prepare_submission(body, region, secret, limit)
 
     def close(self) -> None:
-        """Stop the intake processes (waiting for the bodies they are working on)."""
+        """Stop the intake processes; a request waiting for one is validated here."""
         with self._lock:
             executor, self._executor = self._executor, None
             self._closed = True
@@ -91,7 +101,8 @@ class IntakePool:
                 return None
             if self._executor is None:
                 # spawn, not fork: the node's process has threads (the anchoring worker, the
-                # server's), and a forked child would inherit their locks held.
+                # server's), and a forked child would inherit their locks held. (Not the
+                # exchange's forkserver: its server is started with that module preloaded.)
                 self._executor = ProcessPoolExecutor(
                     max_workers=self.processes,
                     mp_context=multiprocessing.get_context("spawn"),
@@ -99,3 +110,9 @@ class IntakePool:
                     initargs=(sys.getrecursionlimit(),),
                 )
             return self._executor
+
+    def _discard(self, executor: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._executor is executor:
+                self._executor = None
+        executor.shutdown(wait=False, cancel_futures=True)

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from node_api.config import Settings
 from node_api.errors import ERROR_RESPONSES, PayloadTooLarge, install_error_handlers
 from node_api.federation import start_federation
-from node_api.gc_policy import tune_gc
+from node_api.processes import tune_gc
 from node_api.routers import ROUTERS, health
 from node_api.services import Services
 

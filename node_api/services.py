@@ -138,10 +138,12 @@ class Services:
 
     def close(self) -> None:
         """Stop the worker and the intake processes, and release the database."""
-        if self.worker is not None:
-            self.worker.stop()
-        self.intake_pool.close()
-        self.db.dispose()
+        try:
+            if self.worker is not None:
+                self.worker.stop()
+        finally:
+            self.intake_pool.close()
+            self.db.dispose()
 
 
 def _claim_region(db: Database, region: int) -> None:

@@ -59,7 +59,7 @@ import httpx
 import ledger
 from ledger.errors import RecordError
 from node_api.cli.common import CliError, ExitCode, response_error
-from node_api.gc_policy import tune_gc
+from node_api.processes import tune_gc
 
 __all__ = [
     "CHECKPOINT_FORMAT",

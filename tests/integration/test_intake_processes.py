@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import time
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from typing import Any
 import pytest
 
 import ledger
+from ledger.errors import RecordError
+from node_api.errors import BadRequest, Conflict, IntakeRecordError, PayloadTooLarge
 from node_api.intake_pool import POOLED_BODY_BYTES
 from node_api.testing import (
     LocalConsortium,
@@ -36,10 +39,15 @@ REGION = 110000
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
+    """A chain of its own."""
+    chain = start_local_consortium(tmp_path_factory.mktemp("intake-chain"))
+    yield chain
+    chain.stop()
+
+
+def _start_node(consortium: LocalConsortium, data_dir: Path) -> NodeProcess:
     """A node with one intake process, anchoring whatever waits for half a second."""
-    consortium: LocalConsortium = start_local_consortium(tmp_path_factory.mktemp("intake-chain"))
-    data_dir = tmp_path_factory.mktemp("intake-node")
     env = node_environment(
         consortium,
         data_dir,
@@ -51,20 +59,41 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
         batch_max_age_seconds=0.5,
         worker_poll_seconds=0.1,
     )
-    process = NodeProcess(
+    return NodeProcess(
         env, data_dir / "node.log", headers={"Authorization": f"Bearer {OPERATOR_KEY}"}
     )
+
+
+@pytest.fixture(scope="module")
+def node(
+    consortium: LocalConsortium, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NodeProcess]:
+    """The node of most tests here."""
+    process = _start_node(consortium, tmp_path_factory.mktemp("intake-node"))
     yield process
     process.stop()
-    consortium.stop()
 
 
-def _children(pid: int) -> set[int]:
-    """Process ids of the children of ``pid`` (the intake processes, once started)."""
+def _intake_processes(pid: int) -> set[int]:
+    """Process ids of the intake processes of node ``pid`` (its children started by
+    multiprocessing's spawn; not its resource tracker)."""
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found.update(int(c) for c in (task / "children").read_text().split())
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue  # the thread ended
+        for child in children:
+            try:
+                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.add(int(child))
+            except OSError:
+                continue  # the child ended
     return found
+
+
+def _no_intake_process_died(node: NodeProcess) -> bool:
+    return "intake process died" not in node.tail(1_000_000)
 
 
 def _large_body(records: list[dict[str, Any]]) -> bytes:
@@ -80,12 +109,12 @@ def _post(node: NodeProcess, body: bytes) -> Any:
 def test_a_large_submission_is_validated_in_an_intake_process_and_verifies(
     node: NodeProcess,
 ) -> None:
-    before = _children(node.pid)
     records = [sample_record() for _ in range(800)]
     response = _post(node, _large_body(records))
     assert response.status_code == 202, response.text
     assert response.json()["created"] == 800
-    assert _children(node.pid) - before, "no intake process was started"
+    assert _intake_processes(node.pid), "no intake process was started"
+    assert _no_intake_process_died(node)
 
     keys = [r["record_key"] for r in response.json()["records"]]
     assert keys == [ledger.record_key_of(ledger.parse_record(r)).hex() for r in records]
@@ -105,6 +134,8 @@ def test_a_large_submission_is_validated_in_an_intake_process_and_verifies(
 
 
 def test_an_invalid_record_in_a_large_body_stores_nothing_and_is_named(node: NodeProcess) -> None:
+    assert _post(node, _large_body([sample_record() for _ in range(800)])).status_code == 202
+    intake = _intake_processes(node.pid)
     records = [sample_record() for _ in range(800)]
     records[400]["uscc"] = records[400]["uscc"][:17] + "a"
     records[650]["data"]["listed_on"] = "2024-13-01"
@@ -120,25 +151,30 @@ def test_an_invalid_record_in_a_large_body_stores_nothing_and_is_named(node: Nod
     first = ledger.record_key_of(ledger.parse_record(records[0])).hex()
     read = node.http.get(f"/v1/records/{first}", headers={"X-Purpose": "intake test"})
     assert read.status_code == 404, read.text
+    # The intake process answered (the error crossed back whole) and is still the same one.
+    assert _intake_processes(node.pid) == intake and _no_intake_process_died(node)
 
 
 def test_a_deeply_nested_large_body_is_refused_and_the_node_goes_on(node: NodeProcess) -> None:
+    assert _post(node, _large_body([sample_record() for _ in range(800)])).status_code == 202
+    intake = _intake_processes(node.pid)
     depth = POOLED_BODY_BYTES  # brackets: far past the node's recursion limit
     response = _post(node, b"[" * depth + b"]" * depth)
     assert response.status_code == 400, response.text
     assert "nested too deeply" in response.json()["message"]
     records = [sample_record() for _ in range(800)]
     assert _post(node, _large_body(records)).status_code == 202
+    assert _intake_processes(node.pid) == intake and _no_intake_process_died(node)
 
 
 def test_a_killed_intake_process_loses_no_submission(node: NodeProcess) -> None:
     assert _post(node, _large_body([sample_record() for _ in range(800)])).status_code == 202
-    killed = _children(node.pid)
+    killed = _intake_processes(node.pid)
     assert killed
     for pid in killed:
         os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while _children(node.pid) & killed and time.monotonic() < deadline:
+    while _intake_processes(node.pid) & killed and time.monotonic() < deadline:
         time.sleep(0.05)  # reaped by the pool's management thread
 
     # The first body after the death is validated by the node itself; later ones by a new
@@ -151,5 +187,47 @@ def test_a_killed_intake_process_loses_no_submission(node: NodeProcess) -> None:
         key = response.json()["records"][-1]["record_key"]
         read = node.http.get(f"/v1/records/{key}", headers={"X-Purpose": "intake test"})
         assert read.json()["versions"][0]["version"] == 1
-    assert _children(node.pid) - killed, "no new intake process was started"
+    assert _intake_processes(node.pid) - killed, "no new intake process was started"
     assert "intake process died" in node.tail(200_000)
+
+
+def test_intake_processes_end_with_a_killed_node(
+    consortium: LocalConsortium, tmp_path: Path
+) -> None:
+    node = _start_node(consortium, tmp_path / "node")
+    try:
+        assert _post(node, _large_body([sample_record() for _ in range(800)])).status_code == 202
+        intake = _intake_processes(node.pid)
+        assert intake
+        # The node's process alone, as the OOM killer would: its intake processes are
+        # orphaned, and must not wait for work forever.
+        os.kill(node.pid, signal.SIGKILL)
+        node.process.wait(30)
+        deadline = time.monotonic() + 15
+        while any(_alive(pid) for pid in intake) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in intake), "an intake process outlived its node"
+    finally:
+        node.kill()  # whatever is left of its process group
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_errors_raised_in_an_intake_process_cross_back_whole() -> None:
+    errors = [
+        IntakeRecordError(3, "uscc", "bad check character", [{"index": 3, "field": "uscc"}]),
+        RecordError("data.listed_on", "not a date"),
+        BadRequest("body is not JSON: Expecting value"),
+        PayloadTooLarge("10001 records in one request; the limit is 10000"),
+        Conflict("exists with different content", index=4, record_key="ab", version=2),
+    ]
+    for error in errors:
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error) and str(back) == str(error)
+        assert vars(back) == vars(error)
