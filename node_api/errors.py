@@ -59,7 +59,7 @@ class NodeError(Exception):
     def __reduce__(self) -> tuple[Any, ...]:
         # Raised in an intake process, it is pickled back to the node; Exception's own
         # reduction would rebuild it from the message alone, without its details.
-        return _node_error, (type(self), self.message, self.details)
+        return _rebuilt_node_error, (type(self), self.message, self.details)
 
     def body(self) -> dict[str, Any]:
         """The JSON error body."""
@@ -149,7 +149,7 @@ class IntakeRecordError(RecordError):
         return type(self), (self.index, self.field, self.reason, self.errors)
 
 
-def _node_error(cls: type[NodeError], message: str, details: dict[str, Any]) -> NodeError:
+def _rebuilt_node_error(cls: type[NodeError], message: str, details: dict[str, Any]) -> NodeError:
     return cls(message, **details)
 
 
