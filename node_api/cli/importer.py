@@ -59,7 +59,6 @@ import httpx
 import ledger
 from ledger.errors import RecordError
 from node_api.cli.common import CliError, ExitCode, response_error
-from node_api.processes import tune_gc
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -945,7 +944,6 @@ def run_import(
         raise CliError(f"no such file: {options.path}")
     if not options.api_key:
         raise CliError("an operator API key is needed: --api-key or CREDIT_LEDGER_API_KEY")
-    tune_gc()  # every row is a parsed record, a row and a line: millions of objects
     own_client = http is None
     client = http or httpx.Client(
         base_url=options.node_url.rstrip("/"),
