@@ -163,6 +163,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         # ---------------------------------------------------------------- nodes
         _step("nodes: Beijing (scale) and Tianjin (integrity checker)")
+        for name in ("node-beijing", "node-tianjin"):
+            # A node's database belongs to this run's chain: one kept from an earlier run
+            # (--work-dir ... --keep) holds batches that this chain never saw, and its
+            # worker would rightly refuse to go on.
+            shutil.rmtree(work / name, ignore_errors=True)
         beijing = NodeProcess(consortium, BEIJING, work / "node-beijing")
         nodes.append(beijing)
         tianjin = NodeProcess(consortium, TIANJIN, work / "node-tianjin")
