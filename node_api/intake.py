@@ -122,18 +122,6 @@ class Submission(NamedTuple):
     records: list[PreparedRecord]
     material: list[Material]
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Pickled as plain tuples: unpickling a named tuple calls its Python __new__, which
-        # cost the node's process about 4 µs a record (py-spy); tuple.__new__ does not.
-        return _submission_of, ([tuple(r) for r in self.records], [tuple(m) for m in self.material])
-
-
-def _submission_of(records: list[tuple[Any, ...]], material: list[tuple[Any, ...]]) -> Submission:
-    new = tuple.__new__
-    return Submission(
-        [new(PreparedRecord, r) for r in records], [new(Material, m) for m in material]
-    )
-
 
 @functools.lru_cache(maxsize=4)
 def _salt_deriver(secret: bytes) -> SaltDeriver:
@@ -220,9 +208,12 @@ def prepare_submission(body: bytes, region: int, secret: bytes, limit: int) -> S
     if len(objs) > limit:
         raise PayloadTooLarge(f"{len(objs)} records in one request; the limit is {limit}")
     prepared = prepare_records(objs, region)
+    return Submission(prepared, _first_material(secret, prepared))
+
+
+def _first_material(secret: bytes, prepared: Sequence[PreparedRecord]) -> list[Material]:
     # Version 1 material does not depend on the database: computed before taking the lock.
-    material = [_material(secret, p.record_key, 1, 1, _ZERO_LEAF, p.canonical) for p in prepared]
-    return Submission(prepared, material)
+    return [_material(secret, p.record_key, 1, 1, _ZERO_LEAF, p.canonical) for p in prepared]
 
 
 def version_state(batch_seq: int | None, batch_state: str | None) -> str:
@@ -298,10 +289,7 @@ def submit_records(
     Conflict (use PUT) and nothing of the request is stored.
     """
     if material is None:
-        # Version 1 material does not depend on the database: computed before the lock.
-        material = [
-            _material(secret, p.record_key, 1, 1, _ZERO_LEAF, p.canonical) for p in prepared
-        ]
+        material = _first_material(secret, prepared)
     for attempt in range(_RETRIES):
         try:
             return _submit_once(db, prepared, material)
