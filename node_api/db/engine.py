@@ -20,15 +20,17 @@ __all__ = ["Database"]
 _log = logging.getLogger("node_api.db")
 # Arbitrary constant key of pg_advisory_xact_lock for serialized writes ("CL" "SERIAL").
 _SERIAL_KEY = 0x434C_5345_5249
-# SQLite page cache of a write transaction, and of every other use (SQLite's default).
-# A bulk submission inserts 10,000 records into B-trees keyed by random 32-byte values;
-# with 2 MiB, pages it touched were evicted (dirty ones spilled to the WAL) and read
-# again within the same transaction. Reset when the transaction ends (bench/findings.md).
-_SQLITE_WRITE_CACHE_KIB = 64 * 1024
-_SQLITE_CACHE_KIB = 2000
-# Checkpoint the WAL into the database file at 50,000 pages (about 200 MiB) instead of
-# SQLite's 1,000: a page dirtied by several bulk submissions is copied back once.
-_SQLITE_CHECKPOINT_PAGES = 50_000
+# SQLite page cache of the one connection that does a process's writes (the others keep
+# SQLite's default of 2 MiB). A bulk submission inserts 10,000 records into B-trees keyed
+# by random values (records' key, USCC): with 2 MiB, pages it touched were evicted (dirty
+# ones spilled to the WAL) and read again within the same transaction; one writing
+# connection keeps its cache between transactions, so the next one finds the indexes' upper
+# levels and recent leaves in memory (bench/findings.md).
+_SQLITE_WRITE_CACHE_KIB = 256 * 1024
+# Checkpoint the WAL into the database file at 250,000 pages (about 1 GiB) instead of
+# SQLite's 1,000: an index page dirtied by several bulk submissions between two checkpoints
+# is copied back once (bench/findings.md).
+_SQLITE_CHECKPOINT_PAGES = 250_000
 
 
 class Database:
@@ -52,19 +54,29 @@ class Database:
             database = self.url.database
             if database and database != ":memory:" and not database.startswith("file:"):
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
+            connect_args = {"check_same_thread": False, "timeout": lock_timeout}
             self.engine: Engine = create_engine(
-                self.url,
-                connect_args={"check_same_thread": False, "timeout": lock_timeout},
-                pool_size=pool_size,
-                max_overflow=20,
+                self.url, connect_args=connect_args, pool_size=pool_size, max_overflow=20
             )
-            self._write_gate: _WriteGate | None = _WriteGate(lock_timeout)
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
+            if not database or database == ":memory:" or "mode=memory" in str(self.url):
+                # A second engine would open a second in-memory database.
+                self._write_engine: Engine = self.engine
+            else:
+                # Every write of this process runs on this one connection (the write gate
+                # admits one writer at a time), so its large page cache stays warm.
+                self._write_engine = create_engine(
+                    self.url, connect_args=connect_args, pool_size=1, max_overflow=0
+                )
+                event.listen(self._write_engine, "connect", _sqlite_on_connect_writer)
+                event.listen(self._write_engine, "begin", _sqlite_on_begin)
+            self._write_gate: _WriteGate | None = _WriteGate(lock_timeout)
         elif self.dialect == "postgresql":
             self.engine = create_engine(
                 self.url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True
             )
+            self._write_engine = self.engine
             self._write_gate = None
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
@@ -101,19 +113,12 @@ class Database:
         which READ COMMITTED would otherwise let both insert (a unique violation).
         """
         gate = self._write_gate.hold(urgent) if self._write_gate else nullcontext()
-        with gate, self.engine.connect() as conn:
+        with gate, self._write_engine.connect() as conn:
             conn.execution_options(credit_ledger_immediate=True)
-            if self.dialect == "sqlite":
-                _sqlite_cache(conn, _SQLITE_WRITE_CACHE_KIB)
-            try:
-                with conn.begin():
-                    if serialized:
-                        self.lock(conn, _SERIAL_KEY)
-                    yield conn
-            finally:
-                if self.dialect == "sqlite" and not conn.invalidated:
-                    # Back to the default: pooled connections must not each keep 64 MiB.
-                    _sqlite_cache(conn, _SQLITE_CACHE_KIB)
+            with conn.begin():
+                if serialized:
+                    self.lock(conn, _SERIAL_KEY)
+                yield conn
 
     def lock(self, conn: Connection, key: int) -> None:
         """Inside a write transaction: wait for every other holder of ``key`` to commit.
@@ -136,6 +141,8 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        if self._write_engine is not self.engine:
+            self._write_engine.dispose()
 
 
 class _WriteGate:
@@ -179,11 +186,6 @@ class _WriteGate:
                 self._changed.notify_all()
 
 
-def _sqlite_cache(conn: Connection, kib: int) -> None:
-    # On the driver's connection: through SQLAlchemy the statement would begin a transaction.
-    conn.connection.dbapi_connection.execute(f"PRAGMA cache_size=-{kib}")  # type: ignore[union-attr]
-
-
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # Hand transaction control to SQLAlchemy's "begin" event (the pysqlite recipe): the
     # sqlite3 module would otherwise open transactions lazily on its own.
@@ -194,6 +196,11 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA wal_autocheckpoint={_SQLITE_CHECKPOINT_PAGES}")
     cursor.close()
+
+
+def _sqlite_on_connect_writer(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_on_connect(dbapi_connection, record)
+    dbapi_connection.execute(f"PRAGMA cache_size=-{_SQLITE_WRITE_CACHE_KIB}")
 
 
 def _enable_wal(cursor: Any, wait_seconds: float = 30.0) -> None:

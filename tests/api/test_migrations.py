@@ -309,24 +309,31 @@ def test_serialized_writes_run_one_at_a_time(database_url: str) -> None:
     assert _concurrently(request_anchor, starts=6) == []
 
 
-def test_sqlite_write_transactions_get_a_larger_page_cache_and_give_it_back(
+def test_sqlite_writes_share_one_connection_whose_large_page_cache_stays(
     tmp_path: Path,
 ) -> None:
-    # Bulk intake inserts into B-trees keyed by random hashes: a write transaction gets a
-    # 64 MiB page cache; the connection returns to the pool with SQLite's default, also
-    # after a failed transaction, so 30 pooled connections never hold 64 MiB each.
+    # Bulk intake inserts into B-trees keyed by random hashes: every write of a process runs
+    # on one connection with a 256 MiB page cache, kept between transactions (also after a
+    # failed one); reads use the pool, whose connections keep SQLite's default 2 MiB.
     db = Database(f"sqlite:///{tmp_path / 'n.db'}", pool_size=1)
     with db.write() as conn:
-        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -65536
-        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 50_000
-        pooled = conn.connection.dbapi_connection
-    with pytest.raises(KeyError), db.write():
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -262144
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 250_000
+        conn.exec_driver_sql("CREATE TABLE t (k BLOB PRIMARY KEY)")
+        writer = conn.connection.dbapi_connection
+    with pytest.raises(KeyError), db.write() as conn:
+        conn.exec_driver_sql("INSERT INTO t VALUES (x'01')")
         raise KeyError("rolled back")
+    with db.write() as conn:
+        assert conn.connection.dbapi_connection is writer
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -262144
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
     with db.read() as conn:
-        assert conn.connection.dbapi_connection is pooled
+        assert conn.connection.dbapi_connection is not writer
         assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -2000
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    db.dispose()
 
 
 def test_sqlite_writers_of_a_process_queue_with_the_anchoring_worker_first(
