@@ -45,6 +45,9 @@ class Database:
     retry that case. On SQLite a write waits up to ``lock_timeout`` seconds behind the other
     writers of its process, and as long again for another process holding the write lock,
     then fails with "database is locked" (a 503 at the API).
+
+    ``engine`` serves reads; ``write_engine`` serves ``write()``: on a SQLite file, an
+    engine of its own with one connection, whose page cache stays warm between writes.
     """
 
     def __init__(self, url: str, *, pool_size: int = 10, lock_timeout: float = 30.0) -> None:
@@ -60,23 +63,19 @@ class Database:
             )
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
-            if not database or database == ":memory:" or "mode=memory" in str(self.url):
-                # A second engine would open a second in-memory database.
-                self._write_engine: Engine = self.engine
-            else:
-                # Every write of this process runs on this one connection (the write gate
-                # admits one writer at a time), so its large page cache stays warm.
-                self._write_engine = create_engine(
-                    self.url, connect_args=connect_args, pool_size=1, max_overflow=0
-                )
-                event.listen(self._write_engine, "connect", _sqlite_on_connect_writer)
-                event.listen(self._write_engine, "begin", _sqlite_on_begin)
+            # Every write of this process runs on this one connection (the write gate admits
+            # one writer at a time), so its large page cache stays warm.
+            self.write_engine: Engine = create_engine(
+                self.url, connect_args=connect_args, pool_size=1, max_overflow=0
+            )
+            event.listen(self.write_engine, "connect", _sqlite_on_connect_writer)
+            event.listen(self.write_engine, "begin", _sqlite_on_begin)
             self._write_gate: _WriteGate | None = _WriteGate(lock_timeout)
         elif self.dialect == "postgresql":
             self.engine = create_engine(
                 self.url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True
             )
-            self._write_engine = self.engine
+            self.write_engine = self.engine
             self._write_gate = None
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
@@ -113,7 +112,7 @@ class Database:
         which READ COMMITTED would otherwise let both insert (a unique violation).
         """
         gate = self._write_gate.hold(urgent) if self._write_gate else nullcontext()
-        with gate, self._write_engine.connect() as conn:
+        with gate, self.write_engine.connect() as conn:
             conn.execution_options(credit_ledger_immediate=True)
             with conn.begin():
                 if serialized:
@@ -141,8 +140,8 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
-        if self._write_engine is not self.engine:
-            self._write_engine.dispose()
+        if self.write_engine is not self.engine:
+            self.write_engine.dispose()
 
 
 class _WriteGate:

@@ -347,10 +347,12 @@ def test_database_read_only_refuses_clearly_and_seals_no_partial_batch(
     with TestClient(create_app(settings)) as client:
         db = client.app.state.services.db  # type: ignore[attr-defined]
 
-        @event.listens_for(db.engine, "connect")
         def _maybe_read_only(dbapi_connection: Any, _: Any) -> None:
             if read_only.is_set():
                 dbapi_connection.execute("PRAGMA query_only = ON")
+
+        for engine in (db.engine, db.write_engine):  # reads' pool, and the writing connection
+            event.listen(engine, "connect", _maybe_read_only)
 
         ops = bearer("operator")
         assert (
@@ -361,7 +363,7 @@ def test_database_read_only_refuses_clearly_and_seals_no_partial_batch(
         )
         before = db_counts(db_path(tmp_path / "node"))
         read_only.set()
-        db.engine.dispose()  # new connections come up read-only
+        db.dispose()  # new connections come up read-only
         refused = client.post("/v1/records", json=[sample_record() for _ in range(10)], headers=ops)
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"] == "storage_unavailable"
@@ -370,7 +372,7 @@ def test_database_read_only_refuses_clearly_and_seals_no_partial_batch(
         assert anchoring.status_code == 503, anchoring.text
         assert db_counts(db_path(tmp_path / "node")) == before, "no batch may be sealed"
         read_only.clear()
-        db.engine.dispose()
+        db.dispose()
         anchored = client.post("/v1/anchor", headers=ops)
         assert anchored.status_code == 200, anchored.text
         sizes = [b["size"] for b in anchored.json()["anchored"]]
